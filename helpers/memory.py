@@ -1,0 +1,301 @@
+"""Measure what a data pipeline really costs in RAM: anonymous memory of the whole process tree.
+
+Why not RSS? ``VmRSS = RssAnon + RssFile + RssShmem``: reading a memory-mapped file moves its
+pages into ``RssFile`` (and psutil's ``uss`` counts clean file pages as "unique"), so RSS and USS
+grow while a memmap is read although the kernel can drop those pages at any time. The memory a
+program *owns* -- what makes it die -- is anonymous memory. Forked workers share copy-on-write
+pages, so summing each child's ``RssAnon`` counts shared pages several times; the proportional
+share ``Pss_Anon`` of ``/proc/PID/smaps_rollup`` counts them once.
+
+Sources, best first: ``Pss_Anon``/``Pss_File`` of ``/proc/PID/smaps_rollup`` (Linux >= 5.x),
+``RssAnon``/``RssFile`` of ``/proc/PID/status`` (older Linux), psutil elsewhere (macOS, Windows:
+``rss`` only, so there "anonymous" is an upper bound).
+
+Typical use in a lesson::
+
+    with MemoryMonitor() as mon:
+        model.fit(dataset, epochs=1)
+    print(mon.summary())
+    mon.plot()
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of the process tree and of the system, in MiB (``t`` in seconds from entry)."""
+
+    t: float
+    anon_mb: float
+    """Anonymous memory of the tree (heap, arrays, tensors): what a process owns."""
+    file_mb: float
+    """File-backed pages mapped by the tree (memmaps, shared libraries): reclaimable."""
+    n_procs: int
+    """Processes in the tree (the kernel plus its workers)."""
+    available_mb: float
+    """System-wide memory available to new allocations (``MemAvailable``)."""
+    cache_mb: float
+    """System-wide page cache (``Cached`` of /proc/meminfo; what vmstat shows as ``cache``)."""
+
+
+def _read_kb_fields(path: str, names: tuple[str, ...]) -> dict[str, int] | None:
+    """Read ``Name:  123 kB`` lines of a /proc file; None if it cannot be read or lacks a field."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in names:
+            found[key] = int(rest.split()[0])
+    return found if len(found) == len(names) else None
+
+
+def process_memory_kb(pid: int) -> tuple[int, int] | None:
+    """(anonymous kB, file-backed kB) of one process, or None if it has gone.
+
+    Uses the proportional ``Pss_Anon``/``Pss_File`` where the kernel offers them, so pages
+    shared copy-on-write between a parent and its forked children count once in a sum.
+    """
+    rollup = _read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File"))
+    if rollup is not None:
+        return rollup["Pss_Anon"], rollup["Pss_File"]
+    status = _read_kb_fields(f"/proc/{pid}/status", ("RssAnon", "RssFile"))
+    if status is not None:
+        return status["RssAnon"], status["RssFile"]
+    if sys.platform.startswith("linux") and not os.path.exists(f"/proc/{pid}"):
+        return None
+    try:  # macOS, Windows: no split available; rss is an upper bound of anonymous memory
+        info = psutil.Process(pid).memory_info()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return info.rss // 1024, 0
+
+
+def memory_source() -> str:
+    """Which counters :func:`process_memory_kb` uses on this machine (said in lessons)."""
+    pid = os.getpid()
+    if _read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File")) is not None:
+        return "Pss_Anon/Pss_File from /proc/PID/smaps_rollup"
+    if _read_kb_fields(f"/proc/{pid}/status", ("RssAnon", "RssFile")) is not None:
+        return "RssAnon/RssFile from /proc/PID/status"
+    return "psutil rss (upper bound: no anonymous/file split on this OS)"
+
+
+def process_tree(pid: int | None = None) -> list[int]:
+    """``pid`` (default: this process) and all its descendants."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        root = psutil.Process(pid)
+        return [pid] + [c.pid for c in root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def system_memory_mb() -> tuple[float, float]:
+    """(available MiB, page cache MiB) of the whole machine."""
+    meminfo = _read_kb_fields("/proc/meminfo", ("MemAvailable", "Cached"))
+    if meminfo is not None:
+        return meminfo["MemAvailable"] / 1024, meminfo["Cached"] / 1024
+    vm = psutil.virtual_memory()
+    return vm.available / MIB, getattr(vm, "cached", 0) / MIB
+
+
+def snapshot(pid: int | None = None, t: float = 0.0) -> Sample:
+    """One :class:`Sample` of the process tree rooted at ``pid`` (default: this process)."""
+    anon_kb = file_kb = n = 0
+    for p in process_tree(pid):
+        mem = process_memory_kb(p)
+        if mem is None:  # a worker that exited between listing and reading
+            continue
+        anon_kb += mem[0]
+        file_kb += mem[1]
+        n += 1
+    available, cache = system_memory_mb()
+    return Sample(t, anon_kb / 1024, file_kb / 1024, n, available, cache)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Anonymous memory of one marked stage, MiB above the monitor's entry."""
+
+    label: str
+    start_mb: float
+    """Held when the stage began."""
+    peak_mb: float
+    """Highest during the stage."""
+
+    @property
+    def added_mb(self) -> float:
+        """What the stage added at its peak on top of what was already held."""
+        return self.peak_mb - self.start_mb
+
+
+@dataclass
+class MemoryMonitor:
+    """Sample the memory of this process and its children in a background thread.
+
+    Enter it *after* building the model, so the peaks are what the data pipeline and training
+    add. After exit:
+
+    - ``peak_anon_mb``: highest anonymous memory of the tree, in MiB above the value at entry
+    - ``peak_file_mb``: the same for file-backed pages (memmaps): shown apart, not a cost
+    - ``samples``: the timeline (:class:`Sample`), ``marks``: labelled moments, ``plot()``
+
+    Args:
+        interval: seconds between samples (0.05 = 20 Hz).
+        pid: root of the process tree (default: this process).
+    """
+
+    interval: float = 0.05
+    pid: int | None = None
+    samples: list[Sample] = field(default_factory=list, init=False)
+    marks: list[tuple[float, str]] = field(default_factory=list, init=False)
+    _t0: float = field(default=0.0, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def sample(self) -> Sample:
+        """Take one sample now and add it to the timeline."""
+        s = snapshot(self.pid, time.perf_counter() - self._t0)
+        with self._lock:
+            self.samples.append(s)
+        return s
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> "MemoryMonitor":
+        self.samples.clear()
+        self.marks.clear()
+        self._stop.clear()
+        self._t0 = time.perf_counter()
+        self.sample()
+        self._thread = threading.Thread(target=self._run, name="MemoryMonitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
+
+    def mark(self, label: str) -> None:
+        """Label this moment on the timeline (e.g. ``mon.mark("fit starts")``) and sample it."""
+        self.marks.append((time.perf_counter() - self._t0, label))
+        self.sample()
+
+    # -- figures -------------------------------------------------------------------------------
+    def _snapshot_list(self) -> list[Sample]:
+        with self._lock:
+            if not self.samples:
+                raise RuntimeError("MemoryMonitor has no samples: use it as `with MemoryMonitor() as mon:`")
+            return list(self.samples)
+
+    @property
+    def start(self) -> Sample:
+        """The sample taken at entry (the baseline)."""
+        return self._snapshot_list()[0]
+
+    @property
+    def peak_anon_mb(self) -> float:
+        """Highest anonymous memory of the tree, MiB above the value at entry."""
+        s = self._snapshot_list()
+        return max(x.anon_mb for x in s) - s[0].anon_mb
+
+    @property
+    def peak_file_mb(self) -> float:
+        """Highest file-backed memory of the tree, MiB above the value at entry."""
+        s = self._snapshot_list()
+        return max(x.file_mb for x in s) - s[0].file_mb
+
+    @property
+    def end_anon_mb(self) -> float:
+        """Anonymous memory at the last sample, MiB above the value at entry (what stays held)."""
+        s = self._snapshot_list()
+        return s[-1].anon_mb - s[0].anon_mb
+
+    @property
+    def cache_growth_mb(self) -> float:
+        """Growth of the system page cache from entry to its highest sample, MiB."""
+        s = self._snapshot_list()
+        return max(x.cache_mb for x in s) - s[0].cache_mb
+
+    @property
+    def max_procs(self) -> int:
+        """Most processes seen in the tree at once."""
+        return max(x.n_procs for x in self._snapshot_list())
+
+    @property
+    def seconds(self) -> float:
+        """Time from entry to the last sample."""
+        return self._snapshot_list()[-1].t
+
+    def peak_anon_between(self, t_from: float, t_to: float) -> float:
+        """Highest anonymous memory between two times (seconds from entry), MiB above entry."""
+        s = self._snapshot_list()
+        inside = [x.anon_mb for x in s if t_from <= x.t <= t_to] or [s[-1].anon_mb]
+        return max(inside) - s[0].anon_mb
+
+    def stages(self) -> list[Stage]:
+        """One :class:`Stage` per mark: from the mark to the next one (the last runs to exit)."""
+        s = self._snapshot_list()
+        ends = [t for t, _ in self.marks[1:]] + [s[-1].t]
+        out = []
+        for (t, label), end in zip(self.marks, ends):
+            at_start = [x.anon_mb for x in s if x.t <= t][-1] - s[0].anon_mb
+            out.append(Stage(label, at_start, self.peak_anon_between(t, end)))
+        return out
+
+    def timeline(self) -> dict[str, list[float]]:
+        """The samples as columns (``t``, ``anon_mb``, ``file_mb``, ...), relative to entry for
+        the process-tree columns, absolute for the system-wide ones."""
+        s = self._snapshot_list()
+        return {
+            "t": [x.t for x in s],
+            "anon_mb": [x.anon_mb - s[0].anon_mb for x in s],
+            "file_mb": [x.file_mb - s[0].file_mb for x in s],
+            "cache_mb": [x.cache_mb for x in s],
+            "available_mb": [x.available_mb for x in s],
+            "n_procs": [float(x.n_procs) for x in s],
+        }
+
+    def summary(self) -> str:
+        """One line of the figures a lesson prints."""
+        return (
+            f"peak anonymous +{self.peak_anon_mb:,.0f} MiB | peak file-backed +{self.peak_file_mb:,.0f} MiB"
+            f" | page cache +{self.cache_growth_mb:,.0f} MiB | {self.max_procs} process(es) | {self.seconds:.1f} s"
+        )
+
+    def plot(self, ax: Any = None, title: str | None = None) -> Any:
+        """Plot the timeline (see :func:`helpers.plots.memory_timeline`)."""
+        from helpers.plots import memory_timeline
+
+        return memory_timeline(self, ax=ax, title=title)
+
+
+def __getattr__(name: str) -> Any:
+    # The Keras callback lives in its own module so that importing this one (in a test or a
+    # worker process) does not import TensorFlow.
+    if name == "MemoryCallback":
+        from helpers.callbacks import MemoryCallback
+
+        return MemoryCallback
+    raise AttributeError(name)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One entry point for the series (see README.md):
+#   bash run.sh series   create .venv, generate the data, execute every notebook in place
+#                        (TUTORIAL_SCALE=default unless set): refreshes outputs and results/
+#   bash run.sh test     create .venv, run the helpers' tests and every notebook with nbval
+#                        (TUTORIAL_SCALE=ci unless set)
+#   bash run.sh lab      create .venv, open JupyterLab on notebooks/
+# PYTHON=python3.12 picks the interpreter for .venv (3.10-3.13).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${VENV:-.venv}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    local py=${PYTHON:-python3}
+    "$py" -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 13) else
+      f"Python {v[0]}.{v[1]} found; TensorFlow needs 3.10-3.13: PYTHON=python3.12 bash run.sh ...")'
+    "$py" -m venv "$VENV"
+  fi
+  # reinstall only when requirements.txt changed
+  local stamp="$VENV/.requirements.sha256"
+  local want; want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -r requirements.txt
+    echo "$want" > "$stamp"
+  fi
+  export PATH="$PWD/$VENV/bin:$PATH" TF_CPP_MIN_LOG_LEVEL=3 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+}
+
+case "${1:-}" in
+  series)
+    setup
+    export TUTORIAL_SCALE=${TUTORIAL_SCALE:-default}
+    python -m helpers.datasets
+    for nb in notebooks/[0-9][0-9]_*.ipynb; do
+      echo "== $nb (TUTORIAL_SCALE=$TUTORIAL_SCALE)"
+      jupyter nbconvert --to notebook --execute --inplace --log-level=WARN \
+        --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 "$nb"
+    done
+    ;;
+  test)
+    setup
+    export TUTORIAL_SCALE=${TUTORIAL_SCALE:-ci}
+    python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env tests notebooks
+    ;;
+  lab)
+    setup
+    jupyter lab notebooks/
+    ;;
+  *)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
