@@ -42,7 +42,7 @@ FORMAT_VERSION = 1
 
 # -- atomic writing ---------------------------------------------------------------------------
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=1))
     os.replace(tmp, path)
 
@@ -161,7 +161,7 @@ def make_digits(n: int, out_dir: str | os.PathLike, seed: int = 0, progress: boo
         return DigitFiles(x_path, y_path, n)
     out.mkdir(parents=True, exist_ok=True)
     (out / "meta.json").unlink(missing_ok=True)  # from now on the folder is not complete
-    x_tmp, y_tmp = out / "x.npy.tmp", out / "y.npy.tmp"
+    x_tmp, y_tmp = out / f"x.npy.{os.getpid()}.tmp", out / f"y.npy.{os.getpid()}.tmp"  # one per writer
     templates = digit_templates()
     x = np.lib.format.open_memmap(x_tmp, mode="w+", dtype=np.uint8, shape=(n, 28, 28))
     y = np.lib.format.open_memmap(y_tmp, mode="w+", dtype=np.uint8, shape=(n,))
@@ -231,14 +231,14 @@ def make_fish(n: int, root: str | os.PathLike, image_size: int = 128, seed: int 
               quality: int = 90, progress: bool = True) -> Path:
     """Write ``n`` JPEGs to ``root/<count>/<id>.jpg`` (skipped if already complete); return ``root``.
 
-    The images are written into ``<root>.tmp`` and the folder is renamed when all are there.
+    The images are written into ``<root>.<pid>.tmp`` and the folder is renamed when all are there.
     """
     root = Path(root)
     params = {"kind": "fish", "n": int(n), "size": int(image_size), "seed": int(seed),
               "quality": int(quality), "version": FORMAT_VERSION}
     if _is_complete(root, params):
         return root
-    tmp = root.with_name(root.name + ".tmp")
+    tmp = root.with_name(f"{root.name}.{os.getpid()}.tmp")  # one per writer
     shutil.rmtree(tmp, ignore_errors=True)
     for count in range(MAX_FISH + 1):
         (tmp / str(count)).mkdir(parents=True)

@@ -7,9 +7,10 @@ program *owns* -- what makes it die -- is anonymous memory. Forked workers share
 pages, so summing each child's ``RssAnon`` counts shared pages several times; the proportional
 share ``Pss_Anon`` of ``/proc/PID/smaps_rollup`` counts them once.
 
-Sources, best first: ``Pss_Anon``/``Pss_File`` of ``/proc/PID/smaps_rollup`` (Linux >= 5.x),
-``RssAnon``/``RssFile`` of ``/proc/PID/status`` (older Linux), psutil elsewhere (macOS, Windows:
-``rss`` only, so there "anonymous" is an upper bound).
+Sources: for a single process ``RssAnon``/``RssFile`` of ``/proc/PID/status`` (nothing is shared,
+so it equals ``Pss_Anon``, and it is cheap enough to sample at 100 Hz); for a tree with workers
+``Pss_Anon``/``Pss_File`` of ``/proc/PID/smaps_rollup`` (Linux >= 4.14), falling back to the status
+fields on older kernels; psutil elsewhere (macOS, Windows: ``rss`` only, an upper bound).
 
 Typical use in a lesson::
 
@@ -21,12 +22,13 @@ Typical use in a lesson::
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import psutil
 
@@ -65,15 +67,19 @@ def _read_kb_fields(path: str, names: tuple[str, ...]) -> dict[str, int] | None:
     return found if len(found) == len(names) else None
 
 
-def process_memory_kb(pid: int) -> tuple[int, int] | None:
+def process_memory_kb(pid: int, shared: bool = True) -> tuple[int, int] | None:
     """(anonymous kB, file-backed kB) of one process, or None if it has gone.
 
-    Uses the proportional ``Pss_Anon``/``Pss_File`` where the kernel offers them, so pages
-    shared copy-on-write between a parent and its forked children count once in a sum.
+    ``shared=True`` (a tree of several processes) uses the proportional ``Pss_Anon``/``Pss_File``,
+    so pages shared copy-on-write between a parent and its forked children count once in a sum.
+    ``shared=False`` (a single process) reads ``RssAnon``/``RssFile`` of /proc/PID/status: the same
+    anonymous figure when nothing is shared, and ~400x cheaper (smaps_rollup walks every page
+    table: ~10 ms for a TensorFlow process, which would cap sampling and steal CPU from training).
     """
-    rollup = _read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File"))
-    if rollup is not None:
-        return rollup["Pss_Anon"], rollup["Pss_File"]
+    if shared:
+        rollup = _read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File"))
+        if rollup is not None:
+            return rollup["Pss_Anon"], rollup["Pss_File"]
     status = _read_kb_fields(f"/proc/{pid}/status", ("RssAnon", "RssFile"))
     if status is not None:
         return status["RssAnon"], status["RssFile"]
@@ -90,9 +96,9 @@ def memory_source() -> str:
     """Which counters :func:`process_memory_kb` uses on this machine (said in lessons)."""
     pid = os.getpid()
     if _read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File")) is not None:
-        return "Pss_Anon/Pss_File from /proc/PID/smaps_rollup"
+        return "RssAnon/RssFile (one process) or Pss_Anon/Pss_File (with workers) from /proc"
     if _read_kb_fields(f"/proc/{pid}/status", ("RssAnon", "RssFile")) is not None:
-        return "RssAnon/RssFile from /proc/PID/status"
+        return "RssAnon/RssFile from /proc/PID/status (no Pss: shared pages of workers count twice)"
     return "psutil rss (upper bound: no anonymous/file split on this OS)"
 
 
@@ -115,11 +121,15 @@ def system_memory_mb() -> tuple[float, float]:
     return vm.available / MIB, getattr(vm, "cached", 0) / MIB
 
 
-def snapshot(pid: int | None = None, t: float = 0.0) -> Sample:
-    """One :class:`Sample` of the process tree rooted at ``pid`` (default: this process)."""
+def snapshot(pid: int | None = None, t: float = 0.0, pids: list[int] | None = None) -> Sample:
+    """One :class:`Sample` of the process tree rooted at ``pid`` (default: this process).
+
+    ``pids`` skips listing the tree (a monitor lists it less often than it samples).
+    """
+    pids = process_tree(pid) if pids is None else pids
     anon_kb = file_kb = n = 0
-    for p in process_tree(pid):
-        mem = process_memory_kb(p)
+    for p in pids:
+        mem = process_memory_kb(p, shared=len(pids) > 1)
         if mem is None:  # a worker that exited between listing and reading
             continue
         anon_kb += mem[0]
@@ -157,11 +167,14 @@ class MemoryMonitor:
     - ``samples``: the timeline (:class:`Sample`), ``marks``: labelled moments, ``plot()``
 
     Args:
-        interval: seconds between samples (0.05 = 20 Hz).
+        interval: seconds between samples (0.01 = 100 Hz, cheap for a single process; with worker
+            processes each sample reads every worker's smaps_rollup and takes longer).
         pid: root of the process tree (default: this process).
+        tree_every: seconds between listings of the process tree (listing scans /proc).
     """
 
-    interval: float = 0.05
+    interval: float = 0.01
+    tree_every: float = 0.1
     pid: int | None = None
     samples: list[Sample] = field(default_factory=list, init=False)
     marks: list[tuple[float, str]] = field(default_factory=list, init=False)
@@ -169,17 +182,22 @@ class MemoryMonitor:
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _pids: list[int] = field(default_factory=list, init=False, repr=False)
+    _pids_t: float = field(default=-1.0, init=False, repr=False)
 
-    def sample(self) -> Sample:
-        """Take one sample now and add it to the timeline."""
-        s = snapshot(self.pid, time.perf_counter() - self._t0)
+    def sample(self, relist: bool = True) -> Sample:
+        """Take one sample now and add it to the timeline (``relist``: list the tree afresh)."""
+        now = time.perf_counter()
+        if relist or now - self._pids_t >= self.tree_every:
+            self._pids, self._pids_t = process_tree(self.pid), now
+        s = snapshot(self.pid, now - self._t0, pids=self._pids)
         with self._lock:
             self.samples.append(s)
         return s
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.sample()
+            self.sample(relist=False)
 
     def __enter__(self) -> "MemoryMonitor":
         self.samples.clear()
@@ -199,8 +217,7 @@ class MemoryMonitor:
 
     def mark(self, label: str) -> None:
         """Label this moment on the timeline (e.g. ``mon.mark("fit starts")``) and sample it."""
-        self.marks.append((time.perf_counter() - self._t0, label))
-        self.sample()
+        self.marks.append((self.sample().t, label))  # the mark's time is that of its own sample
 
     # -- figures -------------------------------------------------------------------------------
     def _snapshot_list(self) -> list[Sample]:
@@ -260,7 +277,7 @@ class MemoryMonitor:
         ends = [t for t, _ in self.marks[1:]] + [s[-1].t]
         out = []
         for (t, label), end in zip(self.marks, ends):
-            at_start = [x.anon_mb for x in s if x.t <= t][-1] - s[0].anon_mb
+            at_start = next(x.anon_mb for x in s if x.t >= t) - s[0].anon_mb  # the mark's sample
             out.append(Stage(label, at_start, self.peak_anon_between(t, end)))
         return out
 
@@ -289,6 +306,21 @@ class MemoryMonitor:
         from helpers.plots import memory_timeline
 
         return memory_timeline(self, ax=ax, title=title)
+
+
+T = TypeVar("T")
+
+
+def in_fresh_process(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``func(*args, **kwargs)`` in a new Python process ("spawn") and return its result.
+
+    Why: TensorFlow and Keras keep memory freed by one run and hand it to the next one, so a
+    second measurement in the same process sees a smaller peak than the recipe really costs.
+    A fresh process starts from nothing. ``func`` must be importable (defined in ``helpers``),
+    and its arguments and result picklable.
+    """
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(func, args, kwargs)
 
 
 def __getattr__(name: str) -> Any:
