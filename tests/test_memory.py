@@ -138,3 +138,25 @@ def test_in_fresh_process_runs_an_importable_function_elsewhere():
     from helpers.memory import in_fresh_process
 
     assert in_fresh_process(os.getpid) != os.getpid()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs /proc/PID/smaps_rollup")
+def test_the_monitor_counts_shared_pages_once_between_pss_readings():
+    """With children, the cheap per-sample counters are corrected by the last Pss reading."""
+    block = np.ones(200 * MB, dtype=np.uint8)
+    ctx = mp.get_context("fork")
+    ready, done = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_child_sleeps, args=(ready, done))
+    with MemoryMonitor(interval=0.01, pss_every=10.0) as mon:  # one Pss reading per new process
+        child.start()
+        assert ready.wait(30)
+        mon.sample()  # the child appears: Pss read for it
+        time.sleep(0.1)
+        extra = np.ones(50 * MB, dtype=np.uint8)  # seen through RssAnon, no Pss reading needed
+        time.sleep(0.1)
+        mon.sample(relist=False)
+        done.set()
+        child.join(30)
+    assert mon.max_procs >= 2
+    assert 35 < mon.peak_anon_mb < 90, mon.summary()  # the 50 MiB, not 200 MiB shared twice
+    del block, extra
