@@ -67,3 +67,17 @@ def from_tensor_slices_cost(x_path: str | Path, y_path: str | Path, n: int, batc
         for _ in ds.take(10):
             pass
     return {"dataset_mb": x.nbytes / MIB, "peak_anon_mb": mon.peak_anon_mb}
+
+
+def memmap_fit(x_path: str | Path, y_path: str | Path, n: int, batch_size: int, steps: int | None = None) -> dict:
+    """Lesson 02's recipe on the first ``n`` digits: a :class:`MemmapDataset` and ``fit`` (one epoch,
+    or ``steps`` steps). Returns ``dataset_mb`` (float32 MiB) and ``peak_anon_mb``."""
+    _import_tensorflow_quietly()
+    from helpers.memmap_dataset import MemmapDataset
+    from helpers.models import digits_cnn
+
+    model = digits_cnn()
+    with MemoryMonitor() as mon:
+        ds = MemmapDataset(x_path, y_path, batch_size, indices=range(n))
+        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+    return {"dataset_mb": n * int(np.prod(ds.x_shape[1:])) * 4 / MIB, "peak_anon_mb": mon.peak_anon_mb}

@@ -2,7 +2,7 @@
 
 from helpers.datasets import make_digits
 from helpers.memory import in_fresh_process
-from helpers.recipes import from_tensor_slices_cost, in_memory_fit
+from helpers.recipes import from_tensor_slices_cost, in_memory_fit, memmap_fit
 
 
 def test_in_memory_fit_reports_its_stages(tmp_path):
@@ -17,3 +17,9 @@ def test_from_tensor_slices_cost_is_measured(tmp_path):
     f = make_digits(20_000, tmp_path, progress=False)
     r = in_fresh_process(from_tensor_slices_cost, f.x_path, f.y_path, 20_000, batch_size=128)
     assert r["peak_anon_mb"] >= 0.9 * r["dataset_mb"]
+
+
+def test_memmap_fit_reports_a_peak_far_below_the_data_it_streams(tmp_path):
+    f = make_digits(20_000, tmp_path, progress=False)
+    r = in_fresh_process(memmap_fit, f.x_path, f.y_path, 20_000, batch_size=128, steps=20)
+    assert 59 < r["dataset_mb"] < 61 and r["peak_anon_mb"] > 0

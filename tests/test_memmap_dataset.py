@@ -1,0 +1,251 @@
+"""MemmapDataset: every sample once per epoch, X and y aligned, with and without workers, under
+fork and spawn; pickles small; bad input fails with an error naming the file."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from helpers.loaders import MemmapDataset
+
+N, BATCH = 1000, 64  # 1000 = 15 x 64 + 40: the last batch is partial
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _write_pair(folder: Path, n: int = N) -> tuple[Path, Path]:
+    """x[i] encodes i in its first two pixels (uint8), y[i] = i: alignment is checkable."""
+    i = np.arange(n)
+    x = np.zeros((n, 2, 3), np.uint8)
+    x[:, 0, 0], x[:, 0, 1] = i % 256, i // 256
+    x[:, 1, :] = (i[:, None] * 7 + np.arange(3)) % 256
+    x_path, y_path = folder / "x.npy", folder / "y.npy"
+    np.save(x_path, x)
+    np.save(y_path, i.astype(np.int32))
+    return x_path, y_path
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    return _write_pair(tmp_path)
+
+
+def _decode(xb: np.ndarray) -> np.ndarray:
+    """The sample index an x batch (float32 in [0, 1]) encodes."""
+    pixels = np.rint(np.asarray(xb) * 255).astype(np.int64)
+    return pixels[:, 0, 0] + 256 * pixels[:, 0, 1]
+
+
+def _check_epoch(batches: list[tuple[np.ndarray, np.ndarray]], expected: np.ndarray) -> None:
+    ys = np.concatenate([np.asarray(y) for _, y in batches])
+    xs = np.concatenate([_decode(x) for x, _ in batches])
+    np.testing.assert_array_equal(xs, ys)  # X and y aligned
+    np.testing.assert_array_equal(np.sort(ys), np.sort(expected))  # every sample exactly once
+
+
+# -- in this process --------------------------------------------------------------------------
+def test_length_is_a_ceiling_and_the_last_batch_is_partial(pair):
+    ds = MemmapDataset(*pair, batch_size=BATCH)
+    assert len(ds) == 16
+    assert [len(ds[i][1]) for i in range(len(ds))] == [BATCH] * 15 + [40]
+    with pytest.raises(IndexError):
+        ds[16]
+
+
+def test_every_index_once_per_epoch_and_a_new_order_each_epoch(pair):
+    ds = MemmapDataset(*pair, batch_size=BATCH, seed=3)
+    orders = []
+    for _ in range(3):
+        batches = [ds[i] for i in range(len(ds))]
+        _check_epoch(batches, np.arange(N))
+        for _, y in batches:
+            assert np.all(np.diff(y) > 0), "each batch is read with sorted indices"
+        orders.append(np.concatenate([y for _, y in batches]))
+        ds.on_epoch_end()
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    again = MemmapDataset(*pair, batch_size=BATCH, seed=3)
+    np.testing.assert_array_equal(np.concatenate([again[i][1] for i in range(len(again))]), orders[0])
+
+
+def test_values_are_the_in_memory_recipe_and_dtypes(pair):
+    ds = MemmapDataset(*pair, batch_size=BATCH, shuffle=False)
+    xb, yb = ds[0]
+    assert xb.dtype == np.float32 and yb.dtype == np.int32 and xb.shape == (BATCH, 2, 3)
+    full = np.load(pair[0]).astype("float32") / 255
+    np.testing.assert_array_equal(xb, full[:BATCH])  # bit for bit
+
+
+def test_shuffle_false_serves_the_indices_in_the_order_given(pair):
+    idx = np.random.default_rng(1).permutation(N)[:300]
+    ds = MemmapDataset(*pair, batch_size=BATCH, indices=idx, shuffle=False)
+    ys = np.concatenate([ds[i][1] for i in range(len(ds))])
+    xs = np.concatenate([_decode(ds[i][0]) for i in range(len(ds))])
+    np.testing.assert_array_equal(ys, idx)
+    np.testing.assert_array_equal(xs, idx)
+
+
+def test_a_split_is_two_index_ranges_of_one_file(pair):
+    train = MemmapDataset(*pair, batch_size=BATCH, indices=range(900))
+    val = MemmapDataset(*pair, batch_size=BATCH, indices=slice(900, None), shuffle=False)
+    _check_epoch([train[i] for i in range(len(train))], np.arange(900))
+    _check_epoch([val[i] for i in range(len(val))], np.arange(900, N))
+    assert len(val) == 2
+
+
+def test_pickles_small_without_the_memmaps_and_reads_the_same_after(pair):
+    ds = MemmapDataset(*pair, batch_size=BATCH, indices=range(10, N))
+    ds.on_epoch_end()
+    before = ds[3]  # memmaps and the permutation are held now
+    blob = pickle.dumps(ds)
+    assert len(blob) < 2_000, len(blob)
+    assert b"_reconstruct" not in blob, "no array (memmap or permutation) is pickled"
+    copy = pickle.loads(blob)
+    assert copy._x is None and copy.epoch == 1
+    after = copy[3]
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    # arbitrary (non-contiguous) indices are pickled, but still not the data
+    picked = MemmapDataset(*pair, batch_size=BATCH, indices=np.arange(0, N, 2))
+    picked[0]
+    assert len(pickle.dumps(picked)) < 2_000 + 8 * N // 2
+
+
+def test_kwargs_reach_pydataset(pair):
+    ds = MemmapDataset(*pair, batch_size=BATCH, workers=3, use_multiprocessing=True, max_queue_size=4)
+    assert (ds.workers, ds.use_multiprocessing, ds.max_queue_size) == (3, True, 4)
+
+
+# -- inside model.fit, with and without workers ----------------------------------------------
+class _Recorder(keras.Model):
+    """Records every (x, y) batch that fit hands to the train step, per epoch (runs eagerly)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(1)
+        self.epochs_seen: list[list[tuple[np.ndarray, np.ndarray]]] = []
+
+    def call(self, x):
+        return self.dense(keras.ops.reshape(x, (-1, 6)))
+
+    def train_step(self, data):
+        x, y = data
+        self.epochs_seen[-1].append((np.asarray(x), np.asarray(y)))
+        return {"batches": keras.ops.convert_to_tensor(float(len(self.epochs_seen[-1])))}
+
+
+class _NewEpoch(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.epochs_seen.append([])
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"workers": 2}, {"workers": 2, "use_multiprocessing": True}],
+                         ids=["no-workers", "threads", "processes-fork"])
+def test_fit_serves_every_index_once_per_epoch(pair, kwargs):
+    if kwargs.get("use_multiprocessing") and sys.platform != "linux":
+        pytest.skip("fork start method is Linux's")
+    ds = MemmapDataset(*pair, batch_size=BATCH, indices=range(7, N), **kwargs)
+    model = _Recorder()
+    model.compile(run_eagerly=True)
+    model.fit(ds, epochs=2, verbose=0, callbacks=[_NewEpoch()])
+    assert len(model.epochs_seen) == 2
+    for batches in model.epochs_seen:
+        assert len(batches) == len(ds)
+        _check_epoch(batches, np.arange(7, N))
+    first, second = (np.concatenate([y for _, y in e]) for e in model.epochs_seen)
+    assert not np.array_equal(first, second), "a new sample order each epoch"
+
+
+SPAWN_SCRIPT = textwrap.dedent("""
+    import json, multiprocessing, sys
+    multiprocessing.set_start_method("spawn", force=True)
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_memmap_dataset import _Recorder, _NewEpoch
+    from helpers.loaders import MemmapDataset
+
+    if __name__ == "__main__":
+        ds = MemmapDataset({x!r}, {y!r}, batch_size=64, workers=2, use_multiprocessing=True)
+        model = _Recorder()
+        model.compile(run_eagerly=True)
+        model.fit(ds, epochs=1, verbose=0, callbacks=[_NewEpoch()])
+        batches = model.epochs_seen[0]
+        print(json.dumps({{"start": multiprocessing.get_start_method(),
+                          "y": np.concatenate([y for _, y in batches]).tolist(),
+                          "x": np.concatenate([np.rint(x[:, 0, 0] * 255) + 256 * np.rint(x[:, 0, 1] * 255)
+                                               for x, _ in batches]).astype(int).tolist()}}))
+""")
+
+
+def test_fit_with_worker_processes_under_spawn(tmp_path):
+    """Spawned workers unpickle the dataset (paths only) and open the memmaps themselves."""
+    x_path, y_path = _write_pair(tmp_path)
+    script = tmp_path / "spawn_fit.py"
+    script.write_text(SPAWN_SCRIPT.format(tests=str(Path(__file__).parent), x=str(x_path), y=str(y_path)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["start"] == "spawn"
+    assert out["x"] == out["y"]
+    assert sorted(out["y"]) == list(range(N))
+
+
+# -- bad input --------------------------------------------------------------------------------
+def test_x_and_y_of_different_lengths_name_both_files(tmp_path):
+    x_path, _ = _write_pair(tmp_path)
+    short = tmp_path / "y_short.npy"
+    np.save(short, np.arange(N - 1))
+    with pytest.raises(ValueError, match=r"x\.npy.*1,000.*y_short\.npy.*999"):
+        MemmapDataset(x_path, short, batch_size=BATCH)
+
+
+def test_missing_and_unreadable_files_are_named(tmp_path, pair):
+    with pytest.raises(FileNotFoundError, match="nope.npy"):
+        MemmapDataset(tmp_path / "nope.npy", pair[1], batch_size=BATCH)
+    raw = tmp_path / "raw.dat"
+    raw.write_bytes(b"\x00" * 100)  # a raw memmap file: no .npy header
+    with pytest.raises(ValueError, match="raw.dat"):
+        MemmapDataset(raw, pair[1], batch_size=BATCH)
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}] * N, dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="objects.npy"):
+        MemmapDataset(pair[0], objects, batch_size=BATCH)
+
+
+def test_wrong_dtypes_are_named(tmp_path, pair):
+    wide = tmp_path / "x_int64.npy"
+    np.save(wide, np.zeros((N, 2, 3), np.int64))
+    with pytest.raises(TypeError, match=r"x_int64\.npy.*int64"):
+        MemmapDataset(wide, pair[1], batch_size=BATCH)
+    text = tmp_path / "y_text.npy"
+    np.save(text, np.array(["a"] * N))
+    with pytest.raises(TypeError, match=r"y_text\.npy.*<U1"):
+        MemmapDataset(pair[0], text, batch_size=BATCH)
+
+
+def test_bad_indices_and_batch_size(pair):
+    with pytest.raises(IndexError, match=r"out of range.*x\.npy"):
+        MemmapDataset(*pair, batch_size=BATCH, indices=[0, N])
+    with pytest.raises(IndexError, match="out of range"):
+        MemmapDataset(*pair, batch_size=BATCH, indices=range(N - 5, N + 5))
+    with pytest.raises(ValueError, match="empty"):
+        MemmapDataset(*pair, batch_size=BATCH, indices=[])
+    with pytest.raises(TypeError, match="integers"):
+        MemmapDataset(*pair, batch_size=BATCH, indices=[0.5, 1.5])
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            MemmapDataset(*pair, batch_size=bad)
+
+
+def test_a_file_changed_after_pickling_is_reported(tmp_path):
+    x_path, y_path = _write_pair(tmp_path)
+    blob = pickle.dumps(MemmapDataset(x_path, y_path, batch_size=BATCH))
+    _write_pair(tmp_path, n=N // 2)
+    with pytest.raises(ValueError, match="changed"):
+        pickle.loads(blob)[0]
