@@ -81,3 +81,35 @@ def memmap_fit(x_path: str | Path, y_path: str | Path, n: int, batch_size: int, 
         ds = MemmapDataset(x_path, y_path, batch_size, indices=range(n))
         model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
     return {"dataset_mb": n * int(np.prod(ds.x_shape[1:])) * 4 / MIB, "peak_anon_mb": mon.peak_anon_mb}
+
+
+def shuffle_buffer_cost(x_path: str | Path, y_path: str | Path, buffer_size: int, batch_size: int,
+                        elements: str = "images") -> dict:
+    """Lesson 05's shuffle buffer, measured alone: peak anonymous MiB while ``shuffle(buffer_size)``
+    fills and its first 5 batches come out.
+
+    ``elements="images"``: single float32 digits streamed from the ``.npy`` pair by path (the source
+    holds no data). ``elements="indices"``: ``Dataset.range(buffer_size)``, one integer per element.
+    tf.data is warmed up with a tiny buffer before the :class:`MemoryMonitor` starts, so the peak is
+    what the buffer adds. Returns ``peak_anon_mb`` and ``bytes_per_element``.
+    """
+    _import_tensorflow_quietly()
+    import tensorflow as tf
+
+    from helpers.tfdata import generator_dataset
+
+    if elements == "images":
+        source = generator_dataset(x_path, y_path, 1024).unbatch()
+    elif elements == "indices":
+        source = tf.data.Dataset.range(buffer_size)
+    else:
+        raise ValueError(f"elements must be 'images' or 'indices', not {elements!r}")
+
+    def first_batches(size: int) -> None:
+        for _ in source.shuffle(size, seed=0).batch(batch_size).take(5):
+            pass
+
+    first_batches(10)  # tf.data's threads, the generator's first chunk: not the buffer's cost
+    with MemoryMonitor() as mon:
+        first_batches(buffer_size)
+    return {"peak_anon_mb": mon.peak_anon_mb, "bytes_per_element": mon.peak_anon_mb * MIB / buffer_size}
