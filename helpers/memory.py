@@ -347,16 +347,51 @@ class MemoryMonitor:
 T = TypeVar("T")
 
 
+def _call_and_send(conn: Any, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    """Body of :func:`in_fresh_process`'s child: send ``(True, result)`` or ``(False, exception)``."""
+    try:
+        reply: tuple[bool, Any] = (True, func(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - raised again in the parent
+        reply = (False, exc)
+    try:
+        conn.send(reply)
+    except Exception as exc:  # noqa: BLE001 - an unpicklable result or exception
+        conn.send((False, RuntimeError(f"{type(exc).__name__} sending the result back: {exc}; {reply[1]!r}")))
+    conn.close()
+
+
 def in_fresh_process(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``func(*args, **kwargs)`` in a new Python process ("spawn") and return its result.
 
     Why: TensorFlow and Keras keep memory freed by one run and hand it to the next one, so a
     second measurement in the same process sees a smaller peak than the recipe really costs.
     A fresh process starts from nothing. ``func`` must be importable (defined in ``helpers``),
-    and its arguments and result picklable.
+    and its arguments and result picklable. An exception in ``func`` is raised here. The process is
+    not a daemon, so ``func`` may start worker processes of its own (``use_multiprocessing=True``).
     """
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(func, args, kwargs)
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_call_and_send, args=(send, func, args, kwargs), name="in_fresh_process")
+    child.start()
+    send.close()  # only the child writes: recv() ends with EOFError if it dies without replying
+    try:
+        ok, value = receive.recv()
+    except EOFError:
+        child.join()
+        raise RuntimeError(f"the fresh process died without a result (exit code {child.exitcode})") from None
+    except BaseException:  # interrupted here (KeyboardInterrupt): do not leave the child running
+        child.terminate()
+        child.join()
+        raise
+    finally:
+        receive.close()
+    child.join(60)  # it has replied; give its exit (atexit handlers, its own children) a minute
+    if child.is_alive():
+        child.kill()
+        child.join()
+    if not ok:
+        raise value
+    return value
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,115 @@
+"""Worker-process helpers of lesson 06: start methods, copy-on-write, and no process left behind."""
+
+import multiprocessing
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from helpers.caches import FillOnceCache
+from helpers.datasets import make_fish
+from helpers.image_files import label_of, list_images
+from helpers.memory import in_fresh_process
+from helpers.workers import (WorkerWatch, copied_by_reading_mb, fit_with_start_methods, idle_forked_child,
+                             interrupted_fit, private_dirty_mb, stderr_to_devnull, unpickle_in_new_process,
+                             wait_for_workers_to_exit, worker_processes)
+
+linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux /proc/PID/smaps_rollup")
+
+
+class Here:
+    """A class in a module that a new interpreter can import (this test module)."""
+
+
+def test_fork_inherits_what_spawn_must_import(monkeypatch):
+    monkeypatch.setattr(sys.modules["__main__"], "Anywhere", type("Anywhere", (), {"__module__": "__main__"}),
+                        raising=False)
+    orphan = sys.modules["__main__"].Anywhere()  # a class of __main__, like one defined in a notebook
+    assert unpickle_in_new_process(orphan, "fork") == "ok: a __main__.Anywhere"
+    assert unpickle_in_new_process(FillOnceCache(3), "fork") == "ok: a helpers.caches.FillOnceCache"
+    spawned = unpickle_in_new_process(orphan, "spawn")
+    assert spawned.startswith("AttributeError") and "Anywhere" in spawned
+    assert unpickle_in_new_process(FillOnceCache(3), "spawn") == "ok: a helpers.caches.FillOnceCache"
+
+
+def test_an_object_that_does_not_pickle_is_reported_without_a_pool():
+    assert unpickle_in_new_process(lambda: 0, "fork").startswith(("PicklingError", "AttributeError"))
+
+
+@linux_only
+def test_reading_a_list_copies_its_pages_reading_an_array_does_not():
+    paths = [f"fish/{i % 10}/{i:07d}.jpg" for i in range(200_000)]
+    array = np.array(paths, dtype="S24")
+    assert copied_by_reading_mb(paths) > 8  # ~200,000 string objects of ~70 bytes, each page touched
+    assert copied_by_reading_mb(array) < 1
+    assert private_dirty_mb() > 0
+
+
+@linux_only
+def test_an_idle_child_is_a_worker_until_the_block_ends():
+    with idle_forked_child() as pid:
+        assert pid in [p.pid for p in worker_processes()]
+    left, _ = wait_for_workers_to_exit([], timeout=5)
+    assert left == 0 and pid not in [p.pid for p in worker_processes()]
+
+
+def test_waiting_for_workers_and_watching_them():
+    ctx = multiprocessing.get_context("fork")
+    before = worker_processes()
+    with WorkerWatch(interval=0.005, label="short") as watch:
+        short = ctx.Process(target=time.sleep, args=(0.3,))
+        short.start()
+        time.sleep(0.1)
+        watch.label = "long"
+        long = ctx.Process(target=time.sleep, args=(30,))
+        long.start()
+        time.sleep(0.1)
+    assert short.pid in watch.seen["short"] and long.pid in watch.seen["long"]
+    left, waited = wait_for_workers_to_exit(before, timeout=0.2)
+    assert left >= 1 and waited >= 0.2  # the long one is still there
+    long.terminate()
+    assert wait_for_workers_to_exit(before, timeout=5)[0] == 0
+    short.join()
+    long.join()
+
+
+def test_stderr_to_devnull_restores_stderr(capfd):
+    with stderr_to_devnull():
+        os.write(2, b"hidden\n")
+    os.write(2, b"shown\n")
+    assert capfd.readouterr().err == "shown\n"
+
+
+def test_in_fresh_process_may_start_workers_and_reports_errors():
+    assert in_fresh_process(unpickle_in_new_process, Here(), "fork") == "ok: a test_workers.Here"
+    with pytest.raises(ValueError):
+        in_fresh_process(int, "not a number")
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        in_fresh_process(os._exit, 3)
+
+
+@pytest.fixture(scope="module")
+def fish(tmp_path_factory):
+    paths = [str(p) for p in list_images(make_fish(48, tmp_path_factory.mktemp("data") / "fish", image_size=32,
+                                                   progress=False))]
+    return paths, [float(label_of(p)) for p in paths]
+
+
+def test_fits_under_spawn_then_fork_in_a_fresh_process(fish):
+    paths, y = fish
+    runs = in_fresh_process(fit_with_start_methods, ["spawn", "fork"], paths[:16], y[:16], 16, 4)
+    assert [r["method"] for r in runs] == ["spawn", "fork"]
+    assert all(r["workers_left"] == 0 and r["seconds"] >= r["time_to_first_batch_s"] > 0 for r in runs)
+    with pytest.raises(ValueError, match="last"):
+        fit_with_start_methods(["fork", "spawn"], paths, y, 16, 4)
+
+
+def test_interrupted_fit_counts_the_workers_it_leaves(fish):
+    paths, y = fish
+    r = in_fresh_process(interrupted_fit, paths, y, 16, batch_size=2, wait_s=0.5)
+    assert r["error"] == "stopped at step 2"
+    assert all(0 <= r[k] <= 2 for k in ("right_after", "after_wait", "after_gc"))
+    with pytest.raises(ValueError, match="max_queue_size"):
+        in_fresh_process(interrupted_fit, paths[:8], y[:8], 16, batch_size=4)
