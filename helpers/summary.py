@@ -30,8 +30,11 @@ from typing import Any, Iterable
 from helpers.config import get_scale, project_root
 from helpers.results import load
 
-KINDS = ("in memory", "streaming", "cache in RAM", "cache on disk", "trap")
-"""How a pipeline treats the data: holds all of it, streams it, caches (part of) it, or the trap."""
+KINDS = ("in memory", "streaming", "cache in RAM", "cache on disk", "trap", "CPU-heavy stream")
+"""How a pipeline treats the data: holds all of it, streams it, caches (part of) it, the trap, or
+streams it through a CPU-heavy augmentation (lesson 06: input-bound by design, its speed a fraction
+of the compute ceiling, and its worker processes cost copy-on-write memory that does not scale with
+the data)."""
 STREAMING_KINDS = ("streaming", "cache on disk")
 """Kinds that keep only a few batches in RAM, whatever the size of the data."""
 UNCLASSIFIED = "not classified"
@@ -119,6 +122,22 @@ PIPELINES: dict[tuple[str, str], Pipeline] = {
     ("05_tf_data", "tf.data cache(filename) (decoded fish)"): Pipeline(
         "tf.data cache(filename)", "fish", "cache on disk",
         "a file of the decoded set on disk, written by one complete epoch"),
+    ("06_multiprocessing_gpu", "compute ceiling (one batch in memory, repeated)"): Pipeline(
+        "compute ceiling: one batch in memory, repeated", "fish", "in memory",
+        "one batch in RAM, no input pipeline: how fast the model trains (64x64 images)", reference=True),
+    ("06_multiprocessing_gpu", "augmented fish, threads, 1 worker"): Pipeline(
+        "PyDataset + Pillow augmentation, 1 worker", "fish", "CPU-heavy stream",
+        "JPEG files; random rotation, crop, blur, colour and noise in Python (Pillow, NumPy); Keras's own thread"),
+    ("06_multiprocessing_gpu", "augmented fish, threads, 2 workers"): Pipeline(
+        "the same, 2 worker threads", "fish", "CPU-heavy stream",
+        "workers=2: threads share the process and its memory; parallel where Pillow and NumPy release the GIL"),
+    ("06_multiprocessing_gpu", "augmented fish, processes, 2 workers"): Pipeline(
+        "the same, 2 worker processes", "fish", "CPU-heavy stream",
+        "workers=2, use_multiprocessing=True: a new pool every epoch; copy-on-write memory for the pool; "
+        "the dataset class in a module (spawn, forkserver)"),
+    ("06_multiprocessing_gpu", "augmented fish, tf.data, num_parallel_calls=AUTOTUNE"): Pipeline(
+        "tf.data twin: augmentation as TF ops, AUTOTUNE", "fish", "CPU-heavy stream",
+        "JPEG files; the augmentation written in TensorFlow ops, on tf.data's threads (no GIL)"),
 }
 
 # Records left out of the table on purpose, per notebook ("*" at the end: by prefix).
@@ -133,6 +152,10 @@ DETAILS: dict[str, tuple[str, ...]] = {
                    "tf.data TFRecord shards + interleave", "deterministic=False, *",
                    "fish: tf.data JPEG map, sequential", "fish: tf.data cache(filename)",
                    "shuffle buffer of *", "shuffle of all indices *"),
+    "06_multiprocessing_gpu": ("augmented fish, threads, 4 workers", "augmented fish, processes, 1 worker",
+                               "augmented fish, processes, 4 workers", "augmented fish, tf.data, num_parallel_calls=1",
+                               "augmented pipeline alone, *", "copy-on-write: *", "fit with 2 worker threads beside *",
+                               "fit stopped by an error *", "fit in a fresh process, *", "GPU check *"),
 }
 
 
@@ -297,10 +320,12 @@ def markdown(table: list[Row], scale: str | None = None) -> str:
                      f"{ttfb} | {r.needs or '—'} |")
     where = f" at the `{scale}` scale" if scale else ""
     lines += ["", f"Measured{where}, one lesson's run at a time: \"÷ in-memory\" divides by the in-memory "
-              "reference of the same task in the same lesson (— where the lesson has none); \"peak ÷ data\" is "
+              "reference of the same task in the same lesson (lesson 06: its compute ceiling, one batch in memory "
+              "repeated; — where the lesson has none); \"peak ÷ data\" is "
               "the peak anonymous memory over the float32 data set (†: of the pipeline alone, no model, in the same "
               "run; — for fish trained in fit without such a figure: the fish counter's own training memory would "
-              "hide the pipeline's); \"first batch\" is as each lesson timed it."]
+              "hide the pipeline's; lesson 06 measured its peaks in fit after the model had already trained once, "
+              "so they show what the pipeline adds); \"first batch\" is as each lesson timed it."]
     return "\n".join(lines)
 
 
@@ -321,6 +346,10 @@ class Advice:
 _Candidates = tuple[tuple[str, str], ...]
 # a speed-up the series measured in one run: (notebook, faster record, slower record, key, what it is)
 _Speedup = tuple[str, str, str, str, str]
+
+_WORKERS_SPEEDUP: _Speedup = (
+    "06_multiprocessing_gpu", "augmented fish, processes, 2 workers", "augmented fish, processes, 1 worker",
+    "samples_per_s", "2 worker processes over 1 worker (random augmentation in Python, inside fit)")
 
 GUIDE: dict[tuple[str, bool, bool], tuple[_Candidates, str, _Candidates, tuple[_Speedup, ...]]] = {
     ("arrays", True, False): (
@@ -370,20 +399,23 @@ GUIDE: dict[tuple[str, bool, bool], tuple[_Candidates, str, _Candidates, tuple[_
          ("05_tf_data", "tf.data cache() in memory (decoded fish)")),
         "decode once and keep the decoded images in RAM: a fill-once cache shared by thread workers (lesson 04; "
         "worker processes lose it every epoch) or tf.data's cache() after the decoding map (lesson 05); "
-        "augment after the cache.",
+        "augment after the cache, with workers or in TensorFlow ops (lesson 06).",
         (("05_tf_data", "tf.data cache() in memory (decoded fish)"),),
         (("04_file_list_with_cache", "pipeline alone, decoded, fill-once, warm epoch",
           "pipeline alone, no cache, warm epoch", "samples_per_s",
-          "a warm decoded cache over decoding every epoch (pipeline alone)"),)),
+          "a warm decoded cache over decoding every epoch (pipeline alone)"),
+         _WORKERS_SPEEDUP)),
     ("images", False, True): (
         (("05_tf_data", "tf.data cache(filename) (decoded fish)"),),
         "decode in a map(num_parallel_calls=AUTOTUNE) and cache(filename) the decoded set on disk (it is written "
-        "by one complete epoch); later epochs replay it without decoding.",
+        "by one complete epoch); later epochs replay it without decoding. Random augmentation, which must run "
+        "every epoch, goes after the cache, with workers or in TensorFlow ops (lesson 06).",
         (("05_tf_data", "fish: tf.data JPEG map, AUTOTUNE"),),
         (("05_tf_data", "fish: tf.data cache(filename)", "fish: tf.data JPEG map, AUTOTUNE",
           "pipeline_alone_samples_per_s", "replaying the decoded file over decoding (pipeline alone)"),
          ("05_tf_data", "fish: tf.data JPEG map, AUTOTUNE", "fish: tf.data JPEG map, sequential",
-          "pipeline_alone_samples_per_s", "a parallel decoding map over a sequential one (pipeline alone)"))),
+          "pipeline_alone_samples_per_s", "a parallel decoding map over a sequential one (pipeline alone)"),
+         _WORKERS_SPEEDUP)),
 }
 
 
@@ -449,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(rows(results), scale.name))
         return 0
     for r in rows(results):
-        print(f"{r.lesson}  {r.kind:<15} {r.label:<48} ÷ in-memory {_ratio(r.fraction_of_in_memory):>7}  "
+        print(f"{r.lesson}  {r.kind:<16} {r.label:<48} ÷ in-memory {_ratio(r.fraction_of_in_memory):>7}  "
               f"peak ÷ data {_ratio(r.peak_vs_dataset):>7}")
     for nb, name in unclassified(results):
         print(f"not classified: {nb}: {name!r} (add it to PIPELINES or DETAILS in helpers/summary.py)")
