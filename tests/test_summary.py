@@ -184,3 +184,16 @@ def test_readme_table_matches_results():
     assert found, "the markers must stand on their own lines, start before end"
     assert found.group(1).strip() == summary.markdown(summary.rows(DEFAULT), "default"), \
         "the README's results table is stale: paste the output of `python -m helpers.summary --markdown`"
+
+
+def test_lesson_06_rows_are_fractions_of_its_compute_ceiling():
+    """Lesson 06 is input-bound on purpose: its rows divide by its ceiling and stay out of the streaming checks."""
+    table = [r for r in summary.rows(DEFAULT) if r.notebook == "06_multiprocessing_gpu"]
+    if not table:
+        pytest.skip("no default results for lesson 06")
+    ceiling = summary.find(DEFAULT, "06_multiprocessing_gpu", "compute ceiling (one batch in memory, repeated)")
+    assert [r.label for r in table if r.reference] == ["compute ceiling: one batch in memory, repeated"]
+    for r in table:
+        if not r.reference:
+            assert r.kind == "CPU-heavy stream" and r.kind not in summary.STREAMING_KINDS
+            assert r.fraction_of_in_memory == pytest.approx(r.samples_per_s / ceiling["samples_per_s"])
