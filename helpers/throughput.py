@@ -7,6 +7,8 @@ states as ratios are measured in the same run, one after the other.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.pool
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -70,6 +72,34 @@ def time_pipeline(pipeline: Any, steps: int, warmup: int = 1) -> Timing:
     for _ in range(steps):
         samples += _batch_size(next(it))
     return Timing(samples, time.perf_counter() - t1, first)
+
+
+def time_pool(dataset: Any, workers: int, steps: int, warmup: int = 1, processes: bool = False) -> Timing:
+    """:func:`time_pipeline` for a PyDataset read by a pool of ``workers`` threads (or processes), as
+    Keras reads it with ``workers=``: batches asked for in index order, ``workers`` at a time, no model.
+
+    The batches ``0 .. warmup + steps - 1`` are made once each; the first ``warmup`` are not timed.
+    Threads come from ``multiprocessing.pool.ThreadPool`` (what Keras calls ``multiprocessing.dummy.Pool``),
+    processes from ``multiprocessing.Pool``, started before the clock starts.
+    """
+    if warmup < 1 or steps < 1:
+        raise ValueError(f"warmup ({warmup}) and steps ({steps}) must be at least 1")
+    if warmup + steps > len(dataset):
+        raise ValueError(f"warmup + steps = {warmup + steps} batches, the dataset has {len(dataset)}")
+    pool_type = multiprocessing.Pool if processes else multiprocessing.pool.ThreadPool
+    with pool_type(workers) as pool:
+        t0 = time.perf_counter()
+        it = pool.imap(dataset.__getitem__, range(warmup + steps))
+        next(it)
+        first = time.perf_counter() - t0
+        for _ in range(warmup - 1):
+            next(it)
+        samples = 0
+        t1 = time.perf_counter()
+        for _ in range(steps):
+            samples += _batch_size(next(it))
+        seconds = time.perf_counter() - t1
+    return Timing(samples, seconds, first)
 
 
 class ThroughputCallback(keras.callbacks.Callback):

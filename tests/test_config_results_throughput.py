@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import config, results
-from helpers.throughput import time_pipeline
+from helpers.throughput import time_pipeline, time_pool
 
 
 def test_scale_comes_from_the_environment(monkeypatch):
@@ -53,3 +53,25 @@ def test_time_pipeline_counts_samples_of_indexable_and_iterable_pipelines():
     assert t.samples == 3 + 8 + 3 + 8 and t.samples_per_s > 0
     t = time_pipeline(iter(batches * 10), steps=3, warmup=2)
     assert t.samples == 8 + 3 + 8 and t.time_to_first_batch_s >= 0
+
+
+class Sleepy:
+    """A PyDataset-like sequence whose batches take 50 ms each, with the GIL released (as Pillow does)."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        import time
+        time.sleep(0.05)
+        return np.full((4, 2), i)
+
+
+def test_time_pool_times_the_batches_and_threads_overlap():
+    one = time_pool(Sleepy(), workers=1, steps=4, warmup=2)
+    two = time_pool(Sleepy(), workers=2, steps=4, warmup=2)
+    assert one.samples == two.samples == 16
+    assert two.samples_per_s > 1.5 * one.samples_per_s  # sleeping releases the GIL: the threads overlap
+    assert time_pool(Sleepy(), workers=2, steps=4, warmup=2, processes=True).samples == 16
+    with pytest.raises(ValueError, match="the dataset has 8"):
+        time_pool(Sleepy(), workers=2, steps=8, warmup=1)
