@@ -61,7 +61,11 @@ def time_pipeline(pipeline: Any, steps: int, warmup: int = 1) -> Timing:
     ``pipeline`` is a :class:`keras.utils.PyDataset` (read by index in this process), a
     ``tf.data.Dataset`` or any iterable of batches (re-iterated when it runs out).
     """
-    it = _batches(pipeline)
+    return _time_batches(_batches(pipeline), steps, warmup)
+
+
+def _time_batches(it: Iterator[Any], steps: int, warmup: int) -> Timing:
+    """Take ``warmup`` batches from ``it`` (the first one timed apart), then time ``steps`` more."""
     t0 = time.perf_counter()
     next(it)
     first = time.perf_counter() - t0
@@ -88,18 +92,7 @@ def time_pool(dataset: Any, workers: int, steps: int, warmup: int = 1, processes
         raise ValueError(f"warmup + steps = {warmup + steps} batches, the dataset has {len(dataset)}")
     pool_type = multiprocessing.Pool if processes else multiprocessing.pool.ThreadPool
     with pool_type(workers) as pool:
-        t0 = time.perf_counter()
-        it = pool.imap(dataset.__getitem__, range(warmup + steps))
-        next(it)
-        first = time.perf_counter() - t0
-        for _ in range(warmup - 1):
-            next(it)
-        samples = 0
-        t1 = time.perf_counter()
-        for _ in range(steps):
-            samples += _batch_size(next(it))
-        seconds = time.perf_counter() - t1
-    return Timing(samples, seconds, first)
+        return _time_batches(pool.imap(dataset.__getitem__, range(warmup + steps)), steps, warmup)
 
 
 class ThroughputCallback(keras.callbacks.Callback):
