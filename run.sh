@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for the series (see README.md):
 #   bash run.sh series   create .venv, generate the data, execute every notebook in place
-#                        (TUTORIAL_SCALE=default unless set): refreshes outputs and results/
+#                        (TUTORIAL_SCALE=default unless set): refreshes outputs and results/,
+#                        then the README's results table (from results/default)
 #   bash run.sh test     create .venv, run the helpers' tests and every notebook with nbval
 #                        (TUTORIAL_SCALE=ci unless set)
 #   bash run.sh lab      create .venv, open JupyterLab on notebooks/
@@ -38,6 +39,7 @@ case "${1:-}" in
       jupyter nbconvert --to notebook --execute --inplace --log-level=WARN \
         --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 "$nb"
     done
+    python -m helpers.summary --write-readme   # the README's table, always from results/default
     ;;
   test)
     setup

@@ -19,6 +19,7 @@ from pathlib import Path
 
 ENV_VAR = "TUTORIAL_SCALE"
 MIB = 2**20
+"""Bytes in a MiB: every figure of the series is in MiB."""
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,16 @@ def results_dir(scale: Scale | None = None) -> Path:
     """``results/<scale>/``: measured figures of one scale."""
     scale = scale or get_scale()
     return project_root() / "results" / scale.name
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` so that no reader ever sees half of it: a temporary file beside
+    it (named for this process), then one rename. Returns the path written."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from helpers.config import Scale, data_dir, get_scale
+from helpers.config import Scale, data_dir, get_scale, write_atomic
 
 CHUNK = 8192
 """Digits generated (and written) per chunk; part of the seed derivation, so keep it fixed."""
@@ -40,11 +40,10 @@ FORMAT_VERSION = 1
 """Bump when the generators change, so stale data is regenerated."""
 
 
-# -- atomic writing ---------------------------------------------------------------------------
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+# -- complete sets ----------------------------------------------------------------------------
+def _write_meta(folder: Path, params: dict) -> None:
+    """``meta.json``, written last: it marks the set complete."""
+    write_atomic(folder / "meta.json", json.dumps(params, indent=1))
 
 
 def _is_complete(folder: Path, params: dict) -> bool:
@@ -178,7 +177,7 @@ def make_digits(n: int, out_dir: str | os.PathLike, seed: int = 0, progress: boo
     del x, y
     os.replace(x_tmp, x_path)
     os.replace(y_tmp, y_path)
-    _write_json_atomic(out / "meta.json", params)
+    _write_meta(out, params)
     return DigitFiles(x_path, y_path, n)
 
 
@@ -250,7 +249,7 @@ def make_fish(n: int, root: str | os.PathLike, image_size: int = 128, seed: int 
         render_fish(count, image_size, rng).save(buf, "JPEG", quality=quality)
         (tmp / str(count) / f"{i:06d}.jpg").write_bytes(buf.getvalue())
         bar.update(i + 1)
-    _write_json_atomic(tmp / "meta.json", params)
+    _write_meta(tmp, params)
     shutil.rmtree(root, ignore_errors=True)
     os.replace(tmp, root)
     return root

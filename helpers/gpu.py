@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from helpers.memory import MIB
+from helpers.config import MIB
 from helpers.sampling import Sampler
 
 

@@ -22,17 +22,17 @@ Typical use in a lesson::
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import psutil
 
-MIB = 2**20
+from helpers.config import MIB
+from helpers.sampling import Sampler
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Sample:
     """System-wide page cache (``Cached`` of /proc/meminfo; what vmstat shows as ``cache``)."""
 
 
-def _read_kb_fields(path: str, names: tuple[str, ...]) -> dict[str, int] | None:
+def read_kb_fields(path: str, names: tuple[str, ...]) -> dict[str, int] | None:
     """Read ``Name:  123 kB`` lines of a /proc file; None if it cannot be read or lacks a field."""
     try:
         with open(path, "rb") as f:
@@ -77,10 +77,10 @@ def process_memory_kb(pid: int, shared: bool = True) -> tuple[int, int] | None:
     table: ~10 ms for a TensorFlow process, which would cap sampling and steal CPU from training).
     """
     if shared:
-        rollup = _read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File"))
+        rollup = read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File"))
         if rollup is not None:
             return rollup["Pss_Anon"], rollup["Pss_File"]
-    status = _read_kb_fields(f"/proc/{pid}/status", ("RssAnon", "RssFile"))
+    status = read_kb_fields(f"/proc/{pid}/status", ("RssAnon", "RssFile"))
     if status is not None:
         return status["RssAnon"], status["RssFile"]
     if sys.platform.startswith("linux") and not os.path.exists(f"/proc/{pid}"):
@@ -95,9 +95,9 @@ def process_memory_kb(pid: int, shared: bool = True) -> tuple[int, int] | None:
 def memory_source() -> str:
     """Which counters :func:`process_memory_kb` uses on this machine (said in lessons)."""
     pid = os.getpid()
-    if _read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File")) is not None:
+    if read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File")) is not None:
         return "RssAnon/RssFile (one process) or Pss_Anon/Pss_File (with workers) from /proc"
-    if _read_kb_fields(f"/proc/{pid}/status", ("RssAnon", "RssFile")) is not None:
+    if read_kb_fields(f"/proc/{pid}/status", ("RssAnon", "RssFile")) is not None:
         return "RssAnon/RssFile from /proc/PID/status (no Pss: shared pages of workers count twice)"
     return "psutil rss (upper bound: no anonymous/file split on this OS)"
 
@@ -114,7 +114,7 @@ def process_tree(pid: int | None = None) -> list[int]:
 
 def system_memory_mb() -> tuple[float, float]:
     """(available MiB, page cache MiB) of the whole machine."""
-    meminfo = _read_kb_fields("/proc/meminfo", ("MemAvailable", "Cached"))
+    meminfo = read_kb_fields("/proc/meminfo", ("MemAvailable", "Cached"))
     if meminfo is not None:
         return meminfo["MemAvailable"] / 1024, meminfo["Cached"] / 1024
     vm = psutil.virtual_memory()
@@ -181,8 +181,7 @@ class MemoryMonitor:
     samples: list[Sample] = field(default_factory=list, init=False)
     marks: list[tuple[float, str]] = field(default_factory=list, init=False)
     _t0: float = field(default=0.0, init=False, repr=False)
-    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _sampler: Sampler | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     pss_every: float = 1.0
     _pids: list[int] = field(default_factory=list, init=False, repr=False)
@@ -229,26 +228,19 @@ class MemoryMonitor:
             self.samples.append(s)
         return s
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample(relist=False)
-
     def __enter__(self) -> "MemoryMonitor":
         self.samples.clear()
         self.marks.clear()
         self._offsets.clear()
         self._pss_t = -1.0
-        self._stop.clear()
         self._t0 = time.perf_counter()
         self.sample()
-        self._thread = threading.Thread(target=self._run, name="MemoryMonitor", daemon=True)
-        self._thread.start()
+        self._sampler = Sampler(lambda: self.sample(relist=False), self.interval, "MemoryMonitor").start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._sampler is not None:
+            self._sampler.stop()
         self.sample()
 
     def mark(self, label: str) -> None:
@@ -342,63 +334,3 @@ class MemoryMonitor:
         from helpers.plots import memory_timeline
 
         return memory_timeline(self, ax=ax, title=title)
-
-
-T = TypeVar("T")
-
-
-def _call_and_send(conn: Any, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-    """Body of :func:`in_fresh_process`'s child: send ``(True, result)`` or ``(False, exception)``."""
-    try:
-        reply: tuple[bool, Any] = (True, func(*args, **kwargs))
-    except Exception as exc:  # noqa: BLE001 - raised again in the parent
-        reply = (False, exc)
-    try:
-        conn.send(reply)
-    except Exception as exc:  # noqa: BLE001 - an unpicklable result or exception
-        conn.send((False, RuntimeError(f"{type(exc).__name__} sending the result back: {exc}; {reply[1]!r}")))
-    conn.close()
-
-
-def in_fresh_process(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``func(*args, **kwargs)`` in a new Python process ("spawn") and return its result.
-
-    Why: TensorFlow and Keras keep memory freed by one run and hand it to the next one, so a
-    second measurement in the same process sees a smaller peak than the recipe really costs.
-    A fresh process starts from nothing. ``func`` must be importable (defined in ``helpers``),
-    and its arguments and result picklable. An exception in ``func`` is raised here. The process is
-    not a daemon, so ``func`` may start worker processes of its own (``use_multiprocessing=True``).
-    """
-    ctx = multiprocessing.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_call_and_send, args=(send, func, args, kwargs), name="in_fresh_process")
-    child.start()
-    send.close()  # only the child writes: recv() ends with EOFError if it dies without replying
-    try:
-        ok, value = receive.recv()
-    except EOFError:
-        child.join()
-        raise RuntimeError(f"the fresh process died without a result (exit code {child.exitcode})") from None
-    except BaseException:  # interrupted here (KeyboardInterrupt): do not leave the child running
-        child.terminate()
-        child.join()
-        raise
-    finally:
-        receive.close()
-    child.join(60)  # it has replied; give its exit (atexit handlers, its own children) a minute
-    if child.is_alive():
-        child.kill()
-        child.join()
-    if not ok:
-        raise value
-    return value
-
-
-def __getattr__(name: str) -> Any:
-    # The Keras callback lives in its own module so that importing this one (in a test or a
-    # worker process) does not import TensorFlow.
-    if name == "MemoryCallback":
-        from helpers.callbacks import MemoryCallback
-
-        return MemoryCallback
-    raise AttributeError(name)

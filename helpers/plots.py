@@ -5,12 +5,18 @@ Each takes an optional matplotlib ``ax`` and returns it, so a lesson can place f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import matplotlib.pyplot as plt
 
-if TYPE_CHECKING:
-    from helpers.memory import MemoryMonitor
+
+class Timeline(Protocol):
+    """What :func:`memory_timeline` reads (a :class:`helpers.memory.MemoryMonitor`, which imports
+    this module only when it plots: no import goes the other way)."""
+
+    marks: list[tuple[float, str]]
+
+    def timeline(self) -> dict[str, list[float]]: ...
 
 
 def _ax(ax: Any, figsize: tuple[float, float] = (7, 3.5)) -> Any:
@@ -19,7 +25,7 @@ def _ax(ax: Any, figsize: tuple[float, float] = (7, 3.5)) -> Any:
     return ax
 
 
-def memory_timeline(mon: "MemoryMonitor", ax: Any = None, title: str | None = None,
+def memory_timeline(mon: Timeline, ax: Any = None, title: str | None = None,
                     show_cache: bool = True) -> Any:
     """Anonymous and file-backed memory of the process tree (MiB above entry) over time, and the
     growth of the system page cache; marks as vertical lines."""

@@ -1,30 +1,89 @@
-"""Training recipes measured end to end, importable so that they can run in a fresh process
-(:func:`helpers.memory.in_fresh_process`): one measurement per process, nothing left over from an
-earlier run to hide part of the cost."""
+"""Work measured in a fresh process: the runner, and every recipe the lessons run with it.
+
+Why a fresh process: TensorFlow and Keras keep memory freed by one run and hand it to the next,
+so a second measurement in the same process sees a smaller peak than the recipe really costs (and
+the first ``fit`` of a model pays for TensorFlow's own start-up buffers). One measurement per
+process starts each from the same point. :func:`in_fresh_process` runs any function of this module
+(or any importable one) in a new "spawn" process and returns its result.
+
+- the runner, :func:`in_fresh_process`; every recipe imports TensorFlow with
+  :func:`helpers.quiet.import_tensorflow_quietly` (or under :func:`helpers.quiet.quiet_stderr`)
+- lesson 01: :func:`in_memory_fit`, :func:`from_tensor_slices_cost`; lesson 02: :func:`memmap_fit`
+- lesson 05: :func:`shuffle_buffer_cost`; the input routes (:data:`DIGIT_ROUTES`, :data:`FISH_ROUTES`)
+  built by name (:func:`digit_route`, :func:`fish_route`: the lesson times the same objects alone)
+  and timed inside ``fit`` (:func:`fit_route`)
+- lesson 06: :func:`fit_with_start_methods`, :func:`interrupted_fit`
+
+Everything here imports TensorFlow only when called, so a new process imports this module fast.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
+from helpers.config import MIB, SCALES, Scale, data_dir
 from helpers.memory import MemoryMonitor
+from helpers.quiet import import_tensorflow_quietly, quiet_stderr
+from helpers.workers import wait_for_workers_to_exit, worker_processes
 
-MIB = 2**20
+T = TypeVar("T")
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up log (which ignores TF_CPP_MIN_LOG_LEVEL) hidden."""
-    saved = os.dup(2)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+# -- the runner ---------------------------------------------------------------------------------
+def _call_and_send(conn: Any, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    """Body of :func:`in_fresh_process`'s child: send ``(True, result)`` or ``(False, exception)``."""
     try:
-        import tensorflow  # noqa: F401
+        reply: tuple[bool, Any] = (True, func(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - raised again in the parent
+        reply = (False, exc)
+    try:
+        conn.send(reply)
+    except Exception as exc:  # noqa: BLE001 - an unpicklable result or exception
+        conn.send((False, RuntimeError(f"{type(exc).__name__} sending the result back: {exc}; {reply[1]!r}")))
+    conn.close()
+
+
+def in_fresh_process(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``func(*args, **kwargs)`` in a new Python process ("spawn") and return its result.
+
+    ``func`` must be importable (defined in ``helpers``), and its arguments and result picklable.
+    An exception in ``func`` is raised here; a child that dies without replying gives a
+    ``RuntimeError`` with its exit code. The process is not a daemon, so ``func`` may start worker
+    processes of its own (``use_multiprocessing=True``). An interrupt here stops the child.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_call_and_send, args=(send, func, args, kwargs), name="in_fresh_process")
+    child.start()
+    send.close()  # only the child writes: recv() ends with EOFError if it dies without replying
+    try:
+        ok, value = receive.recv()
+    except EOFError:
+        child.join()
+        raise RuntimeError(f"the fresh process died without a result (exit code {child.exitcode})") from None
+    except BaseException:  # interrupted here (KeyboardInterrupt): do not leave the child running
+        child.terminate()
+        child.join()
+        raise
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        receive.close()
+    child.join(60)  # it has replied; give its exit (atexit handlers, its own children) a minute
+    if child.is_alive():
+        child.kill()
+        child.join()
+    if not ok:
+        raise value
+    return value
 
 
+# -- lessons 01 and 02 ----------------------------------------------------------------------------
 def in_memory_fit(x_path: str | Path, y_path: str | Path, n: int, batch_size: int, epochs: int = 1) -> dict:
     """Lesson 01's recipe on the first ``n`` digits: load into RAM, ``astype("float32") / 255``, ``fit``.
 
@@ -32,7 +91,7 @@ def in_memory_fit(x_path: str | Path, y_path: str | Path, n: int, batch_size: in
     MiB), ``peak_anon_mb``, ``kernel_mb`` (the process's anonymous memory before the data) and
     ``stages`` (MiB each stage added at its peak: ``load``, ``astype / 255``, ``fit``).
     """
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from helpers.models import digits_cnn
 
     model = digits_cnn()
@@ -57,7 +116,7 @@ def in_memory_fit(x_path: str | Path, y_path: str | Path, n: int, batch_size: in
 def from_tensor_slices_cost(x_path: str | Path, y_path: str | Path, n: int, batch_size: int) -> dict:
     """Build ``tf.data.Dataset.from_tensor_slices((x, y))`` from float32 arrays already in RAM and
     read 10 batches; returns ``dataset_mb`` and ``peak_anon_mb`` (above the arrays themselves)."""
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     import tensorflow as tf
 
     x = np.load(x_path, mmap_mode="r")[:n].astype("float32") / 255
@@ -72,7 +131,7 @@ def from_tensor_slices_cost(x_path: str | Path, y_path: str | Path, n: int, batc
 def memmap_fit(x_path: str | Path, y_path: str | Path, n: int, batch_size: int, steps: int | None = None) -> dict:
     """Lesson 02's recipe on the first ``n`` digits: a :class:`MemmapDataset` and ``fit`` (one epoch,
     or ``steps`` steps). Returns ``dataset_mb`` (float32 MiB) and ``peak_anon_mb``."""
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from helpers.memmap_dataset import MemmapDataset
     from helpers.models import digits_cnn
 
@@ -83,6 +142,7 @@ def memmap_fit(x_path: str | Path, y_path: str | Path, n: int, batch_size: int, 
     return {"dataset_mb": n * int(np.prod(ds.x_shape[1:])) * 4 / MIB, "peak_anon_mb": mon.peak_anon_mb}
 
 
+# -- lesson 05 --------------------------------------------------------------------------------------
 def shuffle_buffer_cost(x_path: str | Path, y_path: str | Path, buffer_size: int, batch_size: int,
                         elements: str = "images") -> dict:
     """Lesson 05's shuffle buffer, measured alone: peak anonymous MiB while ``shuffle(buffer_size)``
@@ -93,7 +153,7 @@ def shuffle_buffer_cost(x_path: str | Path, y_path: str | Path, buffer_size: int
     tf.data is warmed up with a tiny buffer before the :class:`MemoryMonitor` starts, so the peak is
     what the buffer adds. Returns ``peak_anon_mb`` and ``bytes_per_element``.
     """
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     import tensorflow as tf
 
     from helpers.tfdata import generator_dataset
@@ -113,3 +173,217 @@ def shuffle_buffer_cost(x_path: str | Path, y_path: str | Path, buffer_size: int
     with MemoryMonitor() as mon:
         first_batches(buffer_size)
     return {"peak_anon_mb": mon.peak_anon_mb, "bytes_per_element": mon.peak_anon_mb * MIB / buffer_size}
+
+
+DIGIT_ROUTES = ("in memory (float32 arrays)", "PyDataset: MemmapDataset (02)", "tf.data from_generator(path)",
+                "tf.data range+numpy_function", "tf.data TFRecord interleave")
+"""Lesson 05's digits routes, by name (:func:`digit_route`)."""
+FISH_ROUTES = ("in memory (decoded uint8 array)", "PyDataset: ImageFileDataset (04)", "tf.data JPEG map, sequential",
+               "tf.data JPEG map, AUTOTUNE", "tf.data cache(filename)")
+"""Lesson 05's fish routes, by name (:func:`fish_route`)."""
+
+
+@dataclass
+class Route:
+    """An input route, ready for ``fit`` (``data`` with ``y``, or a dataset and ``y=None``)."""
+
+    name: str
+    data: Any
+    y: Any = None
+    batch_size: int = 128
+    fit_kwargs: dict = field(default_factory=dict)
+    """Extra arguments of ``fit`` (a tf.data Dataset shuffles itself: ``shuffle=False``)."""
+
+    def batches(self) -> Iterable[Any]:
+        """What the route serves, to time it alone: the dataset itself, or for arrays in memory
+        shuffled batches (indices sorted within a batch, like the streaming routes)."""
+        if self.y is None:
+            return self.data
+        return _shuffled_batches(self.data, self.y, self.batch_size)
+
+
+def _shuffled_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0) -> Iterator[tuple]:
+    order = np.random.default_rng(seed).permutation(len(x))
+    for start in range(0, len(x) - batch_size + 1, batch_size):
+        idx = np.sort(order[start:start + batch_size])
+        yield x[idx], y[idx]
+
+
+def digit_route(name: str, scale: Scale) -> Route:
+    """The digits route ``name`` (one of :data:`DIGIT_ROUTES`) over the scale's ``.npy`` pair (and,
+    for the TFRecord route, lesson 05's shards, which must exist)."""
+    import tensorflow as tf
+
+    from helpers import tfdata
+    from helpers.datasets import ensure_digits
+    from helpers.memmap_dataset import MemmapDataset
+
+    d, b = ensure_digits(scale, progress=False), scale.batch_size
+    if name == DIGIT_ROUTES[0]:  # lesson 01: the whole float32 array in RAM, fit(x, y)
+        x = np.load(d.x_path, mmap_mode="r") / np.float32(255)
+        return Route(name, x, np.load(d.y_path), b)
+    if name == DIGIT_ROUTES[1]:
+        return Route(name, MemmapDataset(d.x_path, d.y_path, b), batch_size=b)
+    if name == DIGIT_ROUTES[2]:
+        ds = tfdata.generator_dataset(d.x_path, d.y_path, b)
+    elif name == DIGIT_ROUTES[3]:
+        ds = tfdata.index_dataset(d.x_path, d.y_path, b, num_parallel_calls=tf.data.AUTOTUNE)
+    elif name == DIGIT_ROUTES[4]:
+        shards = tfdata.read_manifest(data_dir(scale) / "tfdata" / "digits_tfrecord")
+        ds = tfdata.tfrecord_dataset(shards, b).prefetch(tf.data.AUTOTUNE)
+    else:
+        raise ValueError(f"unknown digits route {name!r}; one of {DIGIT_ROUTES}")
+    return Route(name, ds, batch_size=b, fit_kwargs={"shuffle": False})
+
+
+def fish_route(name: str, scale: Scale, steps: int, cache_file: str | os.PathLike | None = None) -> Route:
+    """The fish route ``name`` (one of :data:`FISH_ROUTES`), long enough for ``steps`` batches
+    (the datasets repeat; the file-list ``PyDataset`` repeats its list). The cache route needs
+    ``cache_file``, the path of tf.data's cache files."""
+    if name not in FISH_ROUTES:
+        raise ValueError(f"unknown fish route {name!r}; one of {FISH_ROUTES}")
+    if name == FISH_ROUTES[4] and cache_file is None:
+        raise ValueError(f"{name!r} needs cache_file, the path of tf.data's cache files")
+    import tensorflow as tf
+
+    from helpers import tfdata
+    from helpers.datasets import ensure_fish
+    from helpers.image_files import ImageFileDataset, label_of, list_images
+
+    paths = list_images(ensure_fish(scale, progress=False))
+    counts = [float(label_of(p)) for p in paths]
+    b, size = scale.batch_size, scale.fish_image_size
+    if name == FISH_ROUTES[0]:  # every image decoded once, held as uint8, scaled per batch
+        decode_all = tf.data.Dataset.from_tensor_slices([str(p) for p in paths]).map(
+            lambda p: tfdata.load_jpeg(p, size), num_parallel_calls=tf.data.AUTOTUNE).batch(512)
+        x8 = np.concatenate([x.numpy() for x in decode_all])
+        ds = tf.data.Dataset.from_tensor_slices((x8, np.asarray(counts, np.float32))).repeat().batch(b)
+        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255, y)).prefetch(tf.data.AUTOTUNE)
+    elif name == FISH_ROUTES[1]:
+        reps = -(-steps * b // len(paths))  # repeat the file list so that the epoch is long enough
+        return Route(name, ImageFileDataset(paths * reps, counts * reps, b, size), batch_size=b)
+    elif name == FISH_ROUTES[2]:
+        ds = tfdata.sequential(tfdata.jpeg_dataset(paths, counts, b, size, num_parallel_calls=None,
+                                                   prefetch=False)).repeat()
+    elif name == FISH_ROUTES[3]:
+        ds = tfdata.jpeg_dataset(paths, counts, b, size).repeat()
+    else:  # FISH_ROUTES[4]
+        ds = tfdata.jpeg_dataset(paths, counts, b, size, cache=cache_file, shuffle_buffer=256).repeat()
+    return Route(name, ds, batch_size=b, fit_kwargs={"shuffle": False})
+
+
+def fit_route(task: str, route: str, scale_name: str, steps: int, warmup: int, rounds: int = 2) -> dict:
+    """Build the model, then (inside a :class:`MemoryMonitor`) the route of ``task`` (``"digits"`` or
+    ``"fish"``) at the scale ``scale_name``, and time ``fit`` on it ``rounds`` times with the series'
+    protocol (:func:`helpers.throughput.time_fit`, ``warmup`` + ``steps`` steps).
+
+    Returns ``samples_per_s`` (the best round: a busy moment of the machine does not decide),
+    ``rounds_samples_per_s`` and ``peak_anon_mb``: what building the route and the first round of
+    training added to the process (later rounds reuse that memory). Run it with
+    :func:`in_fresh_process`; the data must exist (and, for the TFRecord route, lesson 05's shards).
+    """
+    if task not in ("digits", "fish"):
+        raise ValueError(f"task must be 'digits' or 'fish', not {task!r}")
+    known = DIGIT_ROUTES if task == "digits" else FISH_ROUTES
+    if route not in known:
+        raise ValueError(f"unknown {task} route {route!r}; one of {known}")
+    import_tensorflow_quietly()
+    from helpers.models import digits_cnn, fish_counter
+    from helpers.throughput import time_fit
+
+    scale = SCALES[scale_name]
+    model = digits_cnn() if task == "digits" else fish_counter(scale.fish_image_size)
+    speeds = []
+    with MemoryMonitor() as mon:
+        mon.mark("route + round 1")
+        r = digit_route(route, scale) if task == "digits" else fish_route(route, scale, warmup + steps + 2)
+        for k in range(rounds):
+            if k:
+                mon.mark(f"round {k + 1}")
+            timing = time_fit(model, r.data, r.y, batch_size=scale.batch_size, steps=steps, warmup=warmup,
+                              **r.fit_kwargs)
+            speeds.append(timing.samples_per_s)
+    first = mon.stages()[0]
+    return {"samples_per_s": max(speeds), "rounds_samples_per_s": speeds, "peak_anon_mb": first.peak_mb}
+
+
+# -- lesson 06 --------------------------------------------------------------------------------------
+def fit_with_start_methods(methods: Sequence[str], paths: Sequence[str], targets: Sequence[float], out_size: int,
+                           batch_size: int, workers: int = 2) -> list[dict]:
+    """For each start method in turn: set it, then ``fit`` one epoch of
+    :class:`~helpers.augment.AugmentedImageDataset` with ``workers`` worker processes. Returns one
+    dict per method: ``method``, ``seconds`` (the whole ``fit``), ``time_to_first_batch_s`` (from
+    the start of ``fit`` to the end of its first step) and ``workers_left`` (worker processes still
+    running after ``fit``).
+
+    The model is traced on one in-memory batch first, so the first step of each ``fit`` waits only
+    for the input. Meant for :func:`in_fresh_process`: Keras makes a multiprocessing queue with its
+    first pool and keeps it, and a queue made under ``fork`` cannot be sent to ``spawn`` or
+    ``forkserver`` workers (the other way round works), so ``fork`` must come last and the process
+    must not have made a pool before.
+    """
+    methods = list(methods)
+    if "fork" in methods and methods.index("fork") != len(methods) - 1:
+        raise ValueError(f"{methods}: put 'fork' last (a queue made under fork cannot reach spawned workers)")
+    with quiet_stderr():  # this process's logs and those of the workers it starts
+        import tensorflow as tf
+
+        from helpers.augment import AugmentedImageDataset
+        from helpers.models import fish_counter
+        from helpers.throughput import ThroughputCallback
+
+        model = fish_counter(out_size)
+        data = AugmentedImageDataset(paths, targets, batch_size, out_size, workers=workers, use_multiprocessing=True)
+        model.fit(tf.data.Dataset.from_tensors(data[0]).repeat(), steps_per_epoch=2, verbose=0)  # trace the model
+        results = []
+        for method in methods:
+            multiprocessing.set_start_method(method, force=True)
+            before = worker_processes()
+            speed = ThroughputCallback(batch_size, warmup_steps=1)
+            t0 = time.perf_counter()
+            model.fit(data, epochs=1, verbose=0, callbacks=[speed])
+            seconds = time.perf_counter() - t0
+            left, _ = wait_for_workers_to_exit(before, timeout=5)
+            results.append({"method": multiprocessing.get_start_method(), "seconds": seconds,
+                            "time_to_first_batch_s": speed.time_to_first_step_s, "workers_left": left})
+    return results
+
+
+def interrupted_fit(paths: Sequence[str], targets: Sequence[float], out_size: int, batch_size: int,
+                    workers: int = 2, stop_at: int = 2, wait_s: float = 3.0) -> dict:
+    """A ``fit`` with ``workers`` worker processes that a callback stops with an exception at step
+    ``stop_at``, in an epoch longer than Keras's queue of batches. Returns the worker processes
+    still running right after, after ``wait_s`` seconds, and after ``gc.collect()``.
+
+    Meant for :func:`in_fresh_process`: the workers it leaves end with that process.
+    """
+    import gc
+
+    with quiet_stderr():  # this process's logs and those of the workers it starts
+        import keras
+
+        from helpers.augment import AugmentedImageDataset
+        from helpers.models import fish_counter
+
+        class Stop(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if batch + 1 == stop_at:
+                    raise RuntimeError(f"stopped at step {stop_at}")
+
+        model = fish_counter(out_size)
+        data = AugmentedImageDataset(paths, targets, batch_size, out_size, workers=workers, use_multiprocessing=True)
+        if len(data) <= data.max_queue_size + stop_at:
+            raise ValueError(f"{len(data)} batches: use more than max_queue_size + stop_at = "
+                             f"{data.max_queue_size + stop_at}")
+        before = worker_processes()
+        try:
+            model.fit(data, epochs=1, verbose=0, callbacks=[Stop()])
+            error = ""
+        except RuntimeError as exc:
+            error = str(exc)
+        right_after = len([p for p in worker_processes() if p.pid not in {b.pid for b in before}])
+        after_wait, _ = wait_for_workers_to_exit(before, timeout=wait_s)
+        gc.collect()
+        after_gc, _ = wait_for_workers_to_exit(before, timeout=1.0)
+    return {"error": error, "right_after": right_after, "after_wait": after_wait, "after_gc": after_gc,
+            "wait_s": wait_s}

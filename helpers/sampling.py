@@ -1,4 +1,5 @@
-"""A background thread that calls a function every ``interval`` seconds (the monitors of lesson 06)."""
+"""A background thread that calls a function every ``interval`` seconds: the sampling loop of
+:class:`~helpers.memory.MemoryMonitor`, :class:`~helpers.gpu.GpuMonitor` and :class:`~helpers.workers.WorkerWatch`."""
 
 from __future__ import annotations
 

@@ -27,6 +27,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
+from helpers.config import write_atomic
+
 AUTOTUNE = tf.data.AUTOTUNE
 MANIFEST = "shards.json"
 """Written last by :func:`write_tfrecord_shards`: its presence marks a complete shard set."""
@@ -197,9 +199,7 @@ def write_tfrecord_shards(x_path: str | os.PathLike, y_path: str | os.PathLike, 
         os.replace(tmp, out / name)
         names.append(name)
     meta = {"files": names, "n": n, "image_shape": list(x.shape[1:]), "source": os.fspath(x_path)}
-    tmp = out / f"{MANIFEST}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, out / MANIFEST)
+    write_atomic(out / MANIFEST, json.dumps(meta, indent=1))
     return read_manifest(out)
 
 

@@ -8,13 +8,11 @@
 - :func:`idle_forked_child`: a forked child that does nothing, to measure what the parent's own
   writes copy while a child shares its pages
 - :func:`worker_processes` / :func:`wait_for_workers_to_exit`: the processes this one has started
-- :func:`fit_with_start_methods`: short ``fit`` runs with process workers under several start
-  methods, meant for :func:`helpers.memory.in_fresh_process` (Keras keeps a multiprocessing queue
-  from its first pool, so the order of the methods matters)
-- :func:`interrupted_fit`: a ``fit`` stopped by an error mid-epoch, and the workers it leaves
+- :class:`WorkerWatch`: the worker processes seen while a block runs
 
-This module imports neither TensorFlow nor Keras (only the two ``fit`` functions do, when
-called), so a new process can import it in a blink.
+The two ``fit`` runs of lesson 06 that need a fresh process (under several start methods, and
+stopped by an error) are in :mod:`helpers.recipes`. This module imports neither TensorFlow nor
+Keras, so a new process can import it in a blink.
 """
 
 from __future__ import annotations
@@ -29,28 +27,16 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import psutil
 
-from helpers.memory import _read_kb_fields
+from helpers.memory import read_kb_fields
+from helpers.quiet import quiet_stderr
 from helpers.sampling import Sampler
 
 
 # -- start methods ------------------------------------------------------------------------------
-@contextmanager
-def stderr_to_devnull() -> Iterator[None]:
-    """Send this process's file descriptor 2 (and its children's) to /dev/null during the block:
-    TensorFlow's C++ start-up log ignores TF_CPP_MIN_LOG_LEVEL."""
-    saved = os.dup(2)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _unpickle(blob: bytes) -> str:
     """In the new process: unpickle ``blob``; say what came out, or which error stopped it."""
     try:
-        with stderr_to_devnull():  # unpickling may import the dataset's module, and TensorFlow
+        with quiet_stderr():  # unpickling may import the dataset's module, and TensorFlow
             obj = pickle.loads(blob)
     except Exception as exc:  # noqa: BLE001 - the error is the answer
         return f"{type(exc).__name__}: {exc}"
@@ -77,7 +63,7 @@ def unpickle_in_new_process(obj: Any, method: str) -> str:
 def private_dirty_mb(pid: int | None = None) -> float:
     """MiB of pages that only this process maps and has written (``Private_Dirty`` of
     ``/proc/PID/smaps_rollup``): after a fork, what the process has copied or allocated itself."""
-    fields = _read_kb_fields(f"/proc/{pid or os.getpid()}/smaps_rollup", ("Private_Dirty",))
+    fields = read_kb_fields(f"/proc/{pid or os.getpid()}/smaps_rollup", ("Private_Dirty",))
     if fields is None:
         raise OSError("needs Linux >= 4.14 (/proc/PID/smaps_rollup)")
     return fields["Private_Dirty"] / 1024
@@ -185,84 +171,3 @@ class WorkerWatch:
 
     def __exit__(self, *exc: Any) -> None:
         self._sampler.stop()
-
-
-# -- fits in a fresh process -------------------------------------------------------------------------
-def fit_with_start_methods(methods: Sequence[str], paths: Sequence[str], targets: Sequence[float], out_size: int,
-                           batch_size: int, workers: int = 2) -> list[dict]:
-    """For each start method in turn: set it, then ``fit`` one epoch of
-    :class:`~helpers.augment.AugmentedImageDataset` with ``workers`` worker processes. Returns one
-    dict per method: ``method``, ``seconds`` (the whole ``fit``), ``time_to_first_batch_s`` (from
-    the start of ``fit`` to the end of its first step) and ``workers_left`` (worker processes still
-    running after ``fit``).
-
-    The model is traced on one in-memory batch first, so the first step of each ``fit`` waits only
-    for the input. Meant for :func:`helpers.memory.in_fresh_process`: Keras makes a multiprocessing
-    queue with its first pool and keeps it, and a queue made under ``fork`` cannot be sent to
-    ``spawn`` or ``forkserver`` workers (the other way round works), so ``fork`` must come last and
-    the process must not have made a pool before.
-    """
-    methods = list(methods)
-    if "fork" in methods and methods.index("fork") != len(methods) - 1:
-        raise ValueError(f"{methods}: put 'fork' last (a queue made under fork cannot reach spawned workers)")
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # this process is ours alone: silence its and its workers' logs
-    import tensorflow as tf
-
-    from helpers.augment import AugmentedImageDataset
-    from helpers.models import fish_counter
-    from helpers.throughput import ThroughputCallback
-
-    model = fish_counter(out_size)
-    data = AugmentedImageDataset(paths, targets, batch_size, out_size, workers=workers, use_multiprocessing=True)
-    model.fit(tf.data.Dataset.from_tensors(data[0]).repeat(), steps_per_epoch=2, verbose=0)  # trace the model
-    results = []
-    for method in methods:
-        multiprocessing.set_start_method(method, force=True)
-        before = worker_processes()
-        speed = ThroughputCallback(batch_size, warmup_steps=1)
-        t0 = time.perf_counter()
-        model.fit(data, epochs=1, verbose=0, callbacks=[speed])
-        seconds = time.perf_counter() - t0
-        left, _ = wait_for_workers_to_exit(before, timeout=5)
-        results.append({"method": multiprocessing.get_start_method(), "seconds": seconds,
-                        "time_to_first_batch_s": speed.time_to_first_step_s, "workers_left": left})
-    return results
-
-
-def interrupted_fit(paths: Sequence[str], targets: Sequence[float], out_size: int, batch_size: int,
-                    workers: int = 2, stop_at: int = 2, wait_s: float = 3.0) -> dict:
-    """A ``fit`` with ``workers`` worker processes that a callback stops with an exception at step
-    ``stop_at``, in an epoch longer than Keras's queue of batches. Returns the worker processes
-    still running right after, after ``wait_s`` seconds, and after ``gc.collect()``.
-
-    Meant for :func:`helpers.memory.in_fresh_process`: the workers it leaves end with that process.
-    """
-    import gc
-
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # this process is ours alone: silence its and its workers' logs
-    import keras
-
-    from helpers.augment import AugmentedImageDataset
-    from helpers.models import fish_counter
-
-    class Stop(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if batch + 1 == stop_at:
-                raise RuntimeError(f"stopped at step {stop_at}")
-
-    model = fish_counter(out_size)
-    data = AugmentedImageDataset(paths, targets, batch_size, out_size, workers=workers, use_multiprocessing=True)
-    if len(data) <= data.max_queue_size + stop_at:
-        raise ValueError(f"{len(data)} batches: use more than max_queue_size + stop_at = {data.max_queue_size + stop_at}")
-    before = worker_processes()
-    try:
-        model.fit(data, epochs=1, verbose=0, callbacks=[Stop()])
-        error = ""
-    except RuntimeError as exc:
-        error = str(exc)
-    right_after = len([p for p in worker_processes() if p.pid not in {b.pid for b in before}])
-    after_wait, _ = wait_for_workers_to_exit(before, timeout=wait_s)
-    gc.collect()
-    after_gc, _ = wait_for_workers_to_exit(before, timeout=1.0)
-    return {"error": error, "right_after": right_after, "after_wait": after_wait, "after_gc": after_gc,
-            "wait_s": wait_s}

@@ -23,20 +23,77 @@ def test_default_scale_is_about_one_gigabyte_of_float32():
     assert config.SCALES["large"].n_digits == 4 * config.SCALES["default"].n_digits
 
 
+def record(id="in-memory", **fields):
+    return {"id": id, "pipeline": "in-memory arrays", "dataset_mb": 957.0, "peak_anon_mb": 1900.0,
+            "samples_per_s": 100.0, **fields}
+
+
+ROW = results.Row("np.load + fit(arrays)", "digits", "in memory", "the arrays in RAM", reference=True, holds=1.0)
+
+
 def test_record_writes_the_schema(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "project_root", lambda: tmp_path)
     scale = config.get_scale("ci")
     out = results.record("01_in_memory_fit.ipynb", [
-        {"pipeline": "in-memory", "dataset_mb": np.float64(957.0), "peak_anon_mb": 1900.123456,
-         "samples_per_s": float("nan"), "accuracy": np.float32(0.5)}], scale=scale)
+        {"id": "in-memory", "pipeline": "in-memory", "dataset_mb": np.float64(957.0), "peak_anon_mb": 1900.123456,
+         "samples_per_s": float("nan"), "accuracy": np.float32(0.5), "row": ROW}], scale=scale)
     assert out == tmp_path / "results" / "ci" / "01_in_memory_fit.json"
     data = json.loads(out.read_text())
-    assert data["notebook"] == "01_in_memory_fit" and data["scale"] == "ci"
-    assert data["records"][0] == {"pipeline": "in-memory", "dataset_mb": 957.0, "peak_anon_mb": 1900.123,
-                                  "samples_per_s": None, "accuracy": 0.5}
+    assert data["schema"] == results.SCHEMA and data["notebook"] == "01_in_memory_fit" and data["scale"] == "ci"
+    written = data["records"][0]
+    assert {k: v for k, v in written.items() if k != "row"} == {
+        "id": "in-memory", "pipeline": "in-memory", "dataset_mb": 957.0, "peak_anon_mb": 1900.123,
+        "samples_per_s": None, "accuracy": 0.5}
+    assert results.Row.of(written["row"]) == ROW
     assert results.load(scale) == [data]
-    with pytest.raises(ValueError, match="lacks"):
-        results.record("x", [{"pipeline": "p"}], scale=scale)
+    assert results.find([data], "01_in_memory_fit", "in-memory") == written
+    assert results.find([data], "02_memmap_pydataset", "in-memory") is None       # that lesson is not there
+    with pytest.raises(KeyError, match="no record 'memmap'"):
+        results.find([data], "01_in_memory_fit", "memmap")
+
+
+def test_load_refuses_a_file_of_another_schema(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    folder = tmp_path / "results" / "ci"
+    folder.mkdir(parents=True)
+    (folder / "01_in_memory_fit.json").write_text(json.dumps({"notebook": "01_in_memory_fit", "records": []}))
+    with pytest.raises(ValueError, match="schema 1.*run notebooks/01_in_memory_fit.ipynb again"):
+        results.load(config.get_scale("ci"))
+
+
+@pytest.mark.parametrize("records, message", [
+    ([{"pipeline": "p"}], "lacks"),
+    ([record(id="In Memory")], "an id is lower-case"),
+    ([record(), record()], "used twice"),
+    ([record(row={"label": "a", "task": "digits", "kind": "somewhere", "needs": "n"})], "kind 'somewhere'"),
+    ([record(row={"label": "a", "task": "text", "kind": "streaming", "needs": "n"})], "task 'text'"),
+    ([record(row={"label": "a", "task": "digits", "kind": "streaming"})], "needs"),
+    ([record(row={"label": "a", "task": "digits", "kind": "streaming", "needs": "n", "colour": 1})], "colour"),
+    ([record(row={"label": "a", "task": "digits", "kind": "streaming", "needs": "n", "peak_from": "alone"})],
+     "peak_from='alone' names no record"),
+    ([record("a", row=ROW), record("b", row=ROW)], "second in-memory reference"),
+    ([record(sweep="in-memory arrays", dataset_mb=None)], "sweep"),
+    ([record(memory_limit_mb=2048)], "memory limit"),
+    ([record(memory_limit_mb=2048, data_file_mb=3072, limit_kind="ulimit")], "memory limit"),
+])
+def test_record_refuses_what_a_reader_could_not_trust(records, message, tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    with pytest.raises(ValueError, match=message) as err:
+        results.record("07_larger_than_ram", records, scale=config.get_scale("ci"))
+    assert "07_larger_than_ram" in str(err.value)
+    assert not (tmp_path / "results").exists(), "nothing is written"
+
+
+def test_a_run_under_a_limit_is_recorded_with_its_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    out = results.record("x", [record(memory_limit_mb=2048, data_file_mb=3072, limit_kind="cgroup")],
+                         scale=config.get_scale("ci"))
+    assert json.loads(out.read_text())["records"][0]["limit_kind"] == "cgroup"
+
+
+def test_write_atomic_leaves_no_temporary_file(tmp_path):
+    path = config.write_atomic(tmp_path / "a.json", "{}")
+    assert path.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
 def test_time_pipeline_counts_samples_of_indexable_and_iterable_pipelines():

@@ -10,7 +10,6 @@ from helpers.caches import BytesBudgetCache, FillOnceCache, LRUCache
 from helpers.datasets import make_fish
 from helpers.image_files import (BadImageError, ImageFileDataset, decode, label_of, list_images, make_index,
                                  paths_and_targets, read_bytes)
-from helpers.loaders import ImageFileDataset as FromFacade
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,7 @@ def test_index_follows_the_stanford_convention(fish):
 def test_batches_are_float32_images_with_aligned_targets(fish):
     paths, y = paths_and_targets(fish, sorted(make_index(fish)[1]), make_index(fish)[1])
     ds = ImageFileDataset(paths, y, batch_size=5, image_size=32, shuffle=False)
-    assert FromFacade is ImageFileDataset and ds.workers == 1
+    assert ds.workers == 1
     assert len(ds) == 5  # 23 = 4 x 5 + 3: the last partial batch is served
     x, t = ds[4]
     assert x.shape == (3, 32, 32, 3) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers.loaders import MemmapDataset
+from helpers.memmap_dataset import MemmapDataset
 
 N, BATCH = 1000, 64  # 1000 = 15 x 64 + 40: the last batch is partial
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +167,7 @@ SPAWN_SCRIPT = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {tests!r})
     from test_memmap_dataset import _Recorder, _NewEpoch
-    from helpers.loaders import MemmapDataset
+    from helpers.memmap_dataset import MemmapDataset
 
     if __name__ == "__main__":
         ds = MemmapDataset({x!r}, {y!r}, batch_size=64, workers=2, use_multiprocessing=True)

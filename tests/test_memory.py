@@ -132,14 +132,6 @@ def test_a_stage_starts_from_what_is_held_at_its_mark_not_from_an_earlier_peak()
     assert after.start_mb < 15, after  # freed before the mark: not held when "after" begins
 
 
-def test_in_fresh_process_runs_an_importable_function_elsewhere():
-    import os
-
-    from helpers.memory import in_fresh_process
-
-    assert in_fresh_process(os.getpid) != os.getpid()
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs /proc/PID/smaps_rollup")
 def test_the_monitor_counts_shared_pages_once_between_pss_readings():
     """With children, the cheap per-sample counters are corrected by the last Pss reading."""

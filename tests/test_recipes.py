@@ -1,8 +1,65 @@
-"""The measured recipes run in a fresh process and report the copies they make."""
+"""Work run in a fresh process: the runner, the silenced stderr, and each lesson's recipes and routes."""
 
-from helpers.datasets import make_digits
-from helpers.memory import in_fresh_process
-from helpers.recipes import from_tensor_slices_cost, in_memory_fit, memmap_fit, shuffle_buffer_cost
+import os
+
+import pytest
+
+from helpers.config import SCALES
+from helpers.datasets import make_digits, make_fish
+from helpers.image_files import label_of, list_images
+from helpers.recipes import (DIGIT_ROUTES, FISH_ROUTES, fish_route, fit_route, fit_with_start_methods,
+                             from_tensor_slices_cost, in_fresh_process, in_memory_fit, interrupted_fit, memmap_fit,
+                             shuffle_buffer_cost)
+from helpers.quiet import quiet_stderr
+from helpers.workers import unpickle_in_new_process
+
+
+class Here:
+    """A class in a module that a new interpreter can import (this test module)."""
+
+
+def test_in_fresh_process_runs_an_importable_function_elsewhere():
+    assert in_fresh_process(os.getpid) != os.getpid()
+
+
+def test_quiet_stderr_restores_stderr(capfd):
+    with quiet_stderr():
+        os.write(2, b"hidden\n")
+    os.write(2, b"shown\n")
+    assert capfd.readouterr().err == "shown\n"
+
+
+def test_in_fresh_process_may_start_workers_and_reports_errors():
+    assert in_fresh_process(unpickle_in_new_process, Here(), "fork") == "ok: a test_recipes.Here"
+    with pytest.raises(ValueError):
+        in_fresh_process(int, "not a number")
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        in_fresh_process(os._exit, 3)
+
+
+@pytest.fixture(scope="module")
+def fish(tmp_path_factory):
+    paths = [str(p) for p in list_images(make_fish(48, tmp_path_factory.mktemp("data") / "fish", image_size=32,
+                                                   progress=False))]
+    return paths, [float(label_of(p)) for p in paths]
+
+
+def test_fits_under_spawn_then_fork_in_a_fresh_process(fish):
+    paths, y = fish
+    runs = in_fresh_process(fit_with_start_methods, ["spawn", "fork"], paths[:16], y[:16], 16, 4)
+    assert [r["method"] for r in runs] == ["spawn", "fork"]
+    assert all(r["workers_left"] == 0 and r["seconds"] >= r["time_to_first_batch_s"] > 0 for r in runs)
+    with pytest.raises(ValueError, match="last"):
+        fit_with_start_methods(["fork", "spawn"], paths, y, 16, 4)
+
+
+def test_interrupted_fit_counts_the_workers_it_leaves(fish):
+    paths, y = fish
+    r = in_fresh_process(interrupted_fit, paths, y, 16, batch_size=2, wait_s=0.5)
+    assert r["error"] == "stopped at step 2"
+    assert all(0 <= r[k] <= 2 for k in ("right_after", "after_wait", "after_gc"))
+    with pytest.raises(ValueError, match="max_queue_size"):
+        in_fresh_process(interrupted_fit, paths[:8], y[:8], 16, batch_size=4)
 
 
 def test_in_memory_fit_reports_its_stages(tmp_path):
@@ -33,3 +90,20 @@ def test_shuffle_buffer_cost_grows_with_the_buffer(tmp_path):
     assert small["peak_anon_mb"] < big["peak_anon_mb"] and big["peak_anon_mb"] > 0.8 * image_mb
     indices = in_fresh_process(shuffle_buffer_cost, f.x_path, f.y_path, 15_000, 128, elements="indices")
     assert indices["bytes_per_element"] < 0.25 * 28 * 28 * 4
+
+
+def test_a_route_is_timed_in_rounds_and_its_memory_measured():
+    r = in_fresh_process(fit_route, "digits", DIGIT_ROUTES[1], "ci", 3, 2, rounds=2)
+    assert len(r["rounds_samples_per_s"]) == 2 and r["samples_per_s"] == max(r["rounds_samples_per_s"]) > 0
+    assert r["peak_anon_mb"] > 0
+
+
+@pytest.mark.parametrize("task, route", [("digits", "no such route"), ("fish", DIGIT_ROUTES[0]), ("sound", FISH_ROUTES[0])])
+def test_an_unknown_route_or_task_is_named_in_the_error(task, route):
+    with pytest.raises(ValueError, match="no such route|unknown fish route|task must be"):
+        fit_route(task, route, "ci", 1, 1)
+
+
+def test_the_cache_route_says_what_it_needs():
+    with pytest.raises(ValueError, match="needs cache_file"):
+        fish_route(FISH_ROUTES[4], SCALES["ci"], 4)

@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 
 from helpers.caches import FillOnceCache
-from helpers.datasets import make_fish
-from helpers.image_files import label_of, list_images
-from helpers.memory import in_fresh_process
-from helpers.workers import (WorkerWatch, copied_by_reading_mb, fit_with_start_methods, idle_forked_child,
-                             interrupted_fit, private_dirty_mb, stderr_to_devnull, unpickle_in_new_process,
-                             wait_for_workers_to_exit, worker_processes)
+from helpers.workers import (WorkerWatch, copied_by_reading_mb, idle_forked_child, private_dirty_mb,
+                             unpickle_in_new_process, wait_for_workers_to_exit, worker_processes)
 
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux /proc/PID/smaps_rollup")
 
@@ -73,43 +69,3 @@ def test_waiting_for_workers_and_watching_them():
     assert wait_for_workers_to_exit(before, timeout=5)[0] == 0
     short.join()
     long.join()
-
-
-def test_stderr_to_devnull_restores_stderr(capfd):
-    with stderr_to_devnull():
-        os.write(2, b"hidden\n")
-    os.write(2, b"shown\n")
-    assert capfd.readouterr().err == "shown\n"
-
-
-def test_in_fresh_process_may_start_workers_and_reports_errors():
-    assert in_fresh_process(unpickle_in_new_process, Here(), "fork") == "ok: a test_workers.Here"
-    with pytest.raises(ValueError):
-        in_fresh_process(int, "not a number")
-    with pytest.raises(RuntimeError, match="exit code 3"):
-        in_fresh_process(os._exit, 3)
-
-
-@pytest.fixture(scope="module")
-def fish(tmp_path_factory):
-    paths = [str(p) for p in list_images(make_fish(48, tmp_path_factory.mktemp("data") / "fish", image_size=32,
-                                                   progress=False))]
-    return paths, [float(label_of(p)) for p in paths]
-
-
-def test_fits_under_spawn_then_fork_in_a_fresh_process(fish):
-    paths, y = fish
-    runs = in_fresh_process(fit_with_start_methods, ["spawn", "fork"], paths[:16], y[:16], 16, 4)
-    assert [r["method"] for r in runs] == ["spawn", "fork"]
-    assert all(r["workers_left"] == 0 and r["seconds"] >= r["time_to_first_batch_s"] > 0 for r in runs)
-    with pytest.raises(ValueError, match="last"):
-        fit_with_start_methods(["fork", "spawn"], paths, y, 16, 4)
-
-
-def test_interrupted_fit_counts_the_workers_it_leaves(fish):
-    paths, y = fish
-    r = in_fresh_process(interrupted_fit, paths, y, 16, batch_size=2, wait_s=0.5)
-    assert r["error"] == "stopped at step 2"
-    assert all(0 <= r[k] <= 2 for k in ("right_after", "after_wait", "after_gc"))
-    with pytest.raises(ValueError, match="max_queue_size"):
-        in_fresh_process(interrupted_fit, paths[:8], y[:8], 16, batch_size=4)

@@ -1,10 +1,8 @@
-"""The Keras callbacks and the fit timing protocol, on a tiny model."""
+"""The fit timing protocol and its callback, on a tiny model."""
 
 import keras
 import numpy as np
 
-from helpers.callbacks import MemoryCallback
-from helpers.memory import MemoryCallback as LazyMemoryCallback
 from helpers.throughput import ThroughputCallback, time_fit
 
 
@@ -12,15 +10,6 @@ def _tiny_model() -> keras.Model:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
-
-
-def test_memory_callback_records_one_figure_per_epoch():
-    x, y = np.zeros((64, 4), "float32"), np.zeros(64, "int64")
-    cb = MemoryCallback()
-    _tiny_model().fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[cb])
-    assert len(cb.epoch_peak_anon_mb) == len(cb.epoch_end_anon_mb) == 3
-    assert [label for _, label in cb.monitor.marks] == ["epoch 1", "epoch 2", "epoch 3"]
-    assert LazyMemoryCallback is MemoryCallback  # helpers.memory resolves it without importing Keras itself
 
 
 def test_time_fit_times_only_the_steps_after_the_warm_up():
