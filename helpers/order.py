@@ -239,3 +239,42 @@ def identity_model(recorder: Recorder | None = None) -> keras.Model:
 def as_ints(predictions: np.ndarray) -> list[int]:
     """Predictions of :func:`identity_model` as a flat list of ints (the indices it saw)."""
     return np.rint(np.asarray(predictions)).astype(int).ravel().tolist()
+
+
+# -- how well batches mix the labels (lesson 05's fish routes; data that arrives sorted) ------------
+def batch_labels(pipeline: Any, n_batches: int) -> list[np.ndarray]:
+    """The labels of the first ``n_batches`` batches of a pipeline of ``(x, y)`` batches: a
+    ``PyDataset`` (read by index), a ``tf.data.Dataset`` or any iterable."""
+    from helpers.throughput import endless_batches
+
+    out = []
+    for _, batch in zip(range(n_batches), endless_batches(pipeline)):
+        y = batch[1]
+        out.append(np.asarray(y.numpy() if hasattr(y, "numpy") else y).reshape(-1))
+    return out
+
+
+def distinct_per_batch(batches: list[np.ndarray]) -> float:
+    """Mean number of distinct labels in a batch."""
+    if not batches:
+        raise ValueError("no batches")
+    return float(np.mean([len(np.unique(b)) for b in batches]))
+
+
+def label_mixing(batches: list[np.ndarray], labels: Any, rounds: int = 5, seed: int = 0) -> float:
+    """How well ``batches`` mix the labels, next to a full shuffle: the mean number of distinct
+    labels per batch, divided by that of batches of the same sizes cut from a random permutation
+    of all ``labels`` (mean over ``rounds`` permutations).
+
+    About 1.0: as mixed as a full shuffle. Label-sorted data read in order (or through a small
+    shuffle buffer) gives batches of one or a few labels: far below 1.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    sizes = [len(b) for b in batches]
+    if sum(sizes) > len(labels):
+        raise ValueError(f"{sum(sizes)} labels in the batches but only {len(labels)} in the data set")
+    ends = np.cumsum(sizes)
+    rng = np.random.default_rng(seed)
+    full = np.mean([distinct_per_batch(np.split(rng.permutation(labels)[:ends[-1]], ends[:-1]))
+                    for _ in range(rounds)])
+    return distinct_per_batch(batches) / full

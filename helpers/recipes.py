@@ -256,9 +256,12 @@ def fish_route(name: str, scale: Scale, steps: int, cache_file: str | os.PathLik
     if name == FISH_ROUTES[0]:  # every image decoded once, held as uint8, scaled per batch
         decode_all = tf.data.Dataset.from_tensor_slices([str(p) for p in paths]).map(
             lambda p: tfdata.load_jpeg(p, size), num_parallel_calls=tf.data.AUTOTUNE).batch(512)
-        x8 = np.concatenate([x.numpy() for x in decode_all])
-        ds = tf.data.Dataset.from_tensor_slices((x8, np.asarray(counts, np.float32))).repeat().batch(b)
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255, y)).prefetch(tf.data.AUTOTUNE)
+        x8 = tf.constant(np.concatenate([x.numpy() for x in decode_all]))
+        y = tf.constant(counts, tf.float32)
+        # a new permutation of the indices every epoch (an index costs bytes, an image kilobytes)
+        ds = tf.data.Dataset.range(len(paths)).shuffle(len(paths), seed=0, reshuffle_each_iteration=True)
+        ds = ds.repeat().batch(b).map(lambda i: (tf.cast(tf.gather(x8, i), tf.float32) / 255, tf.gather(y, i)))
+        ds = ds.prefetch(tf.data.AUTOTUNE)
     elif name == FISH_ROUTES[1]:
         reps = -(-steps * b // len(paths))  # repeat the file list so that the epoch is long enough
         return Route(name, ImageFileDataset(paths * reps, counts * reps, b, size), batch_size=b)

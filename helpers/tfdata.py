@@ -267,14 +267,16 @@ def jpeg_dataset(paths: Sequence[str | os.PathLike], labels: Sequence[float], ba
 
     ``cache=None``: the *paths* are shuffled per epoch (cheap) and every epoch decodes again.
     ``cache=""`` keeps the decoded uint8 images in memory, ``cache="some/file"`` on disk; both are
-    filled during the first *complete* epoch and then replayed, shuffled by a buffer of
-    ``shuffle_buffer`` decoded images. ``read_counter``: see :func:`load_jpeg`.
+    filled during the first *complete* epoch and then replayed. With a cache the paths are
+    shuffled once, before it (a file list sorted by label would otherwise be cached, and replayed,
+    sorted), and the replayed images again by a buffer of ``shuffle_buffer``. ``read_counter``: see
+    :func:`load_jpeg`.
     """
     if len(paths) != len(labels):
         raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
     ds = tf.data.Dataset.from_tensor_slices(([os.fspath(p) for p in paths], np.asarray(labels, np.float32)))
-    if shuffle and cache is None:
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    if shuffle:  # with a cache: one order, the one the cache is filled (and replayed) in
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=cache is None)
     ds = ds.map(lambda p, y: (load_jpeg(p, image_size, read_counter), y), num_parallel_calls=num_parallel_calls,
                 deterministic=deterministic)
     if cache is not None:

@@ -37,7 +37,7 @@ def _batch_size(batch: Any) -> int:
     return int(batch.shape[0])
 
 
-def _batches(pipeline: Any) -> Iterator[Any]:
+def endless_batches(pipeline: Any) -> Iterator[Any]:
     """Endless batches of a PyDataset/Sequence (by index, cycling), a tf.data Dataset or iterable."""
     if hasattr(pipeline, "__getitem__") and hasattr(pipeline, "__len__"):
         n = len(pipeline)
@@ -61,7 +61,7 @@ def time_pipeline(pipeline: Any, steps: int, warmup: int = 1) -> Timing:
     ``pipeline`` is a :class:`keras.utils.PyDataset` (read by index in this process), a
     ``tf.data.Dataset`` or any iterable of batches (re-iterated when it runs out).
     """
-    return _time_batches(_batches(pipeline), steps, warmup)
+    return _time_batches(endless_batches(pipeline), steps, warmup)
 
 
 def _time_batches(it: Iterator[Any], steps: int, warmup: int) -> Timing:

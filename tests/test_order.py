@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import order
 from helpers.order import (
     IndexDataset,
     Recorder,
@@ -125,3 +126,29 @@ def test_predict_keeps_order_with_process_workers(tmp_path, start_method):
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "log.txt")], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-3000:]
+
+
+def test_label_mixing_is_one_for_a_full_shuffle_and_low_for_sorted_batches():
+    labels = np.repeat(np.arange(10), 100)                 # 1,000 labels, sorted
+    sorted_batches = np.split(labels, 50)                  # batches of 20: one label each
+    shuffled = np.split(np.random.default_rng(1).permutation(labels), 50)
+    assert order.distinct_per_batch(sorted_batches) == 1.0
+    assert 0.9 < order.label_mixing(shuffled, labels) < 1.1
+    assert order.label_mixing(sorted_batches, labels) < 0.2
+    with pytest.raises(ValueError, match="only 10"):
+        order.label_mixing(sorted_batches, labels[:10])
+
+
+def test_batch_labels_reads_a_pydataset_by_index_and_a_dataset_by_iteration():
+    import tensorflow as tf
+
+    class Indexed:
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return np.zeros((2, 1)), np.array([i, i])
+
+    assert [b.tolist() for b in order.batch_labels(Indexed(), 4)] == [[0, 0], [1, 1], [2, 2], [0, 0]]
+    ds = tf.data.Dataset.from_tensor_slices((np.zeros((6, 1)), np.arange(6))).batch(4)
+    assert [b.tolist() for b in order.batch_labels(ds, 3)] == [[0, 1, 2, 3], [4, 5], [0, 1, 2, 3]]

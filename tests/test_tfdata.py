@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers import tfdata
+from helpers import order, tfdata
 
 N = 1000
 
@@ -156,3 +156,31 @@ def test_sequential_turns_map_parallelization_off():
     ds = tfdata.sequential(tf.data.Dataset.range(3).map(lambda i: i + 1))
     assert ds.options().experimental_optimization.map_parallelization is False
     assert list(ds.as_numpy_iterator()) == [1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def sorted_jpegs(tmp_path_factory):
+    """400 tiny JPEGs listed sorted by label (10 labels, 40 each), as a folder-per-class set is."""
+    folder = tmp_path_factory.mktemp("sorted")
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "JPEG")
+    paths, labels = [], []
+    for i in range(400):
+        p = folder / f"{i:04d}.jpg"
+        p.write_bytes(buf.getvalue())
+        paths.append(p)
+        labels.append(float(i // 40))
+    return paths, labels
+
+
+@pytest.mark.parametrize("cache", [None, "", "file"])
+def test_jpeg_dataset_mixes_a_sorted_file_list_like_a_full_shuffle(sorted_jpegs, tmp_path, cache):
+    """A shuffle buffer after the cache alone would serve batches of one or two labels."""
+    paths, labels = sorted_jpegs
+    if cache == "file":
+        cache = tmp_path / "cache"
+    ds = tfdata.jpeg_dataset(paths, labels, batch_size=20, image_size=8, cache=cache, shuffle_buffer=16)
+    for _ in range(2):   # the epoch that fills the cache and one that replays it
+        batches = order.batch_labels(ds, 20)
+        assert sorted(np.concatenate(batches).tolist()) == labels
+        assert order.label_mixing(batches, labels) >= 0.9
