@@ -121,18 +121,21 @@ def test_an_interrupted_tfrecord_write_leaves_no_complete_looking_shard_set(pair
     assert tfdata.write_tfrecord_shards(x_path, y_path, out, n_shards=2).n == N
 
 
+def write_jpegs(folder, labels, brightness, size=40):
+    """One JPEG per label in ``folder``, of mean brightness ``brightness(i)``; (paths, labels)."""
+    paths = []
+    for i in range(len(labels)):
+        buf = io.BytesIO()
+        Image.fromarray(np.full((size, size, 3), brightness(i), np.uint8)).save(buf, "JPEG", quality=95)
+        paths.append(folder / f"{i:04d}.jpg")
+        paths[-1].write_bytes(buf.getvalue())
+    return paths, [float(v) for v in labels]
+
+
 @pytest.fixture()
 def jpegs(tmp_path):
     """12 small JPEGs whose mean brightness encodes their label."""
-    paths, labels = [], []
-    for i in range(12):
-        p = tmp_path / f"{i:02d}.jpg"
-        buf = io.BytesIO()
-        Image.fromarray(np.full((40, 40, 3), 20 * i, np.uint8)).save(buf, "JPEG", quality=95)
-        p.write_bytes(buf.getvalue())
-        paths.append(p)
-        labels.append(float(i))
-    return paths, labels
+    return write_jpegs(tmp_path, range(12), lambda i: 20 * i)
 
 
 @pytest.mark.parametrize("cache", [None, "", "file"])
@@ -161,16 +164,7 @@ def test_sequential_turns_map_parallelization_off():
 @pytest.fixture(scope="module")
 def sorted_jpegs(tmp_path_factory):
     """400 tiny JPEGs listed sorted by label (10 labels, 40 each), as a folder-per-class set is."""
-    folder = tmp_path_factory.mktemp("sorted")
-    buf = io.BytesIO()
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "JPEG")
-    paths, labels = [], []
-    for i in range(400):
-        p = folder / f"{i:04d}.jpg"
-        p.write_bytes(buf.getvalue())
-        paths.append(p)
-        labels.append(float(i // 40))
-    return paths, labels
+    return write_jpegs(tmp_path_factory.mktemp("sorted"), [i // 40 for i in range(400)], lambda i: 0, size=8)
 
 
 @pytest.mark.parametrize("cache", [None, "", "file"])
