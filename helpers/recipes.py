@@ -9,6 +9,7 @@ process starts each from the same point. :func:`in_fresh_process` runs any funct
 - the runner, :func:`in_fresh_process`; every recipe imports TensorFlow with
   :func:`helpers.quiet.import_tensorflow_quietly` (or under :func:`helpers.quiet.quiet_stderr`)
 - lesson 01: :func:`in_memory_fit`, :func:`from_tensor_slices_cost`; lesson 02: :func:`memmap_fit`
+- any pipeline alone, its first batch and peak: :func:`first_batches` (lessons 05, 06)
 - lesson 05: :func:`shuffle_buffer_cost`; the input routes (:data:`DIGIT_ROUTES`, :data:`FISH_ROUTES`)
   built by name (:func:`digit_route`, :func:`fish_route`: the lesson times the same objects alone)
   and timed inside ``fit`` (:func:`fit_route`)
@@ -20,6 +21,7 @@ Everything here imports TensorFlow only when called, so a new process imports th
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
 import time
 from dataclasses import dataclass, field
@@ -175,6 +177,79 @@ def shuffle_buffer_cost(x_path: str | Path, y_path: str | Path, buffer_size: int
     return {"peak_anon_mb": mon.peak_anon_mb, "bytes_per_element": mon.peak_anon_mb * MIB / buffer_size}
 
 
+def _nbytes(batch: Any) -> int:
+    """Bytes of a batch: every array or tensor of a tuple (or the single one) it is made of."""
+    parts = batch if isinstance(batch, (tuple, list)) else (batch,)
+    return sum(int(np.asarray(p).nbytes) for p in parts)
+
+
+def first_batches(make: Callable[..., Any], *args: Any, batches: int = 3, epochs: int = 0,
+                  count_reads: bool = False, **kwargs: Any) -> dict:
+    """A pipeline alone, no model, measured the one way of the series (run it with
+    :func:`in_fresh_process`): what it costs to build ``make(*args, **kwargs)`` and to serve.
+
+    TensorFlow is imported and tf.data warmed up (a tiny dataset iterated once) first; then, inside a
+    :class:`MemoryMonitor`, the pipeline is built and its first batch taken: **first batch** is the
+    seconds from the call of ``make`` to holding that batch. The first batch is held while
+    ``batches - 1`` more are taken (or, with ``epochs``, while that many complete epochs are read,
+    each timed; the first epoch's time starts after its first batch), as a training loop holds the
+    batch it trains on. A ``PyDataset`` is read by index in this process, or, when it has
+    ``workers > 1`` or ``use_multiprocessing``, by a pool of that many threads (processes) in index
+    order, as Keras reads it. ``count_reads``: pass ``read_counter=`` (a ``tf.Variable``) to ``make`` and
+    return how many files it read.
+
+    Returns ``first_batch_s``, ``peak_anon_mb`` (above the start, the whole process tree),
+    ``batch_mb`` (the first batch's bytes), ``epoch_s`` (a list, with ``epochs``), ``reads``.
+    A peak below ``batch_mb`` cannot be true here: the batch is held.
+    """
+    import_tensorflow_quietly()
+    import keras
+    import tensorflow as tf
+
+    for _ in tf.data.Dataset.range(8).map(lambda i: i + 1, num_parallel_calls=2).batch(4).prefetch(1):
+        pass  # tf.data's thread pools and function tracing: not the pipeline's cost
+    if count_reads:
+        kwargs["read_counter"] = tf.Variable(0, dtype=tf.int64)
+    out: dict[str, Any] = {}
+    with MemoryMonitor() as mon:
+        t0 = time.perf_counter()
+        pipeline = make(*args, **kwargs)
+        pool = None
+        if isinstance(pipeline, keras.utils.PyDataset):
+            workers, processes = max(1, pipeline.workers), bool(pipeline.use_multiprocessing)
+            if workers > 1 or processes:
+                pool = (multiprocessing.Pool if processes else multiprocessing.pool.ThreadPool)(workers)
+                one_epoch = lambda: pool.imap(pipeline.__getitem__, range(len(pipeline)))  # noqa: E731
+            else:
+                one_epoch = lambda: (pipeline[i] for i in range(len(pipeline)))  # noqa: E731
+        else:
+            one_epoch = lambda: iter(pipeline)  # noqa: E731
+        try:
+            it = one_epoch()
+            first = next(it)
+            out["first_batch_s"] = time.perf_counter() - t0
+            out["batch_mb"] = _nbytes(first) / MIB
+            if epochs:
+                out["epoch_s"] = []
+                for _ in range(epochs):
+                    t1 = time.perf_counter()
+                    for _ in it:
+                        pass
+                    out["epoch_s"].append(time.perf_counter() - t1)
+                    it = one_epoch()
+            else:
+                for _ in range(batches - 1):
+                    next(it)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+    out["peak_anon_mb"] = mon.peak_anon_mb
+    if count_reads:
+        out["reads"] = int(kwargs["read_counter"].numpy())
+    return out
+
+
 DIGIT_ROUTES = ("in memory (float32 arrays)", "PyDataset: MemmapDataset (02)", "tf.data from_generator(path)",
                 "tf.data range+numpy_function", "tf.data TFRecord interleave")
 """Lesson 05's digits routes, by name (:func:`digit_route`)."""
@@ -280,8 +355,8 @@ def fit_route(task: str, route: str, scale_name: str, steps: int, warmup: int, r
     ``"fish"``) at the scale ``scale_name``, and time ``fit`` on it ``rounds`` times with the series'
     protocol (:func:`helpers.throughput.time_fit`, ``warmup`` + ``steps`` steps).
 
-    Returns ``samples_per_s`` (the best round: a busy moment of the machine does not decide),
-    ``rounds_samples_per_s`` and ``peak_anon_mb``: what building the route and the first round of
+    Returns ``samples_per_s`` (the median of the rounds), ``rounds_samples_per_s`` (each round, for
+    the spread) and ``peak_anon_mb``: what building the route and the first round of
     training added to the process (later rounds reuse that memory). Run it with
     :func:`in_fresh_process`; the data must exist (and, for the TFRecord route, lesson 05's shards).
     """
@@ -307,7 +382,7 @@ def fit_route(task: str, route: str, scale_name: str, steps: int, warmup: int, r
                               **r.fit_kwargs)
             speeds.append(timing.samples_per_s)
     first = mon.stages()[0]
-    return {"samples_per_s": max(speeds), "rounds_samples_per_s": speeds, "peak_anon_mb": first.peak_mb}
+    return {"samples_per_s": float(np.median(speeds)), "rounds_samples_per_s": speeds, "peak_anon_mb": first.peak_mb}
 
 
 # -- lesson 06 --------------------------------------------------------------------------------------

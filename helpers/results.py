@@ -38,6 +38,7 @@ TASKS = {
 }
 KINDS = {
     "in memory": "holds the whole data set in RAM",
+    "compute ceiling": "one batch in RAM, repeated: no input pipeline, the model's own speed (a reference)",
     "streaming": "holds a few batches in RAM, whatever the size of the data",
     "cache in RAM": "holds (part of) the data in RAM, up to what it was given room for",
     "cache on disk": "keeps the (decoded) data in a file and holds a few batches in RAM",
@@ -49,6 +50,10 @@ KINDS = {
 """How a main pipeline treats the data: the one list of kinds (a new lesson adds to it here)."""
 STREAMING_KINDS = ("streaming", "cache on disk")
 """Kinds that keep only a few batches in RAM, whatever the size of the data."""
+BATCH_CHECKED_KINDS = (*STREAMING_KINDS, "CPU-heavy stream", "trap")
+"""Kinds whose shown peak must carry the ``batch_mb`` of the pipeline and be at least that: a peak
+below the one batch a pipeline holds is a measurement artifact (memory freed earlier in the same
+process, reused), never a figure."""
 LIMIT_KINDS = ("cgroup", "evict")
 """How a run under a memory limit was limited: a memory cgroup, or the page cache evicted."""
 LIMIT_KEYS = ("memory_limit_mb", "data_file_mb", "limit_kind")
@@ -69,8 +74,9 @@ class Row:
     needs: str
     """Threads, processes, the format on disk, what it holds in RAM."""
     reference: bool = False
-    """The in-memory reference of its task in its lesson: samples/s fractions are taken against it
-    (at most one per task and lesson)."""
+    """The reference of its task in its lesson, of kind ``"in memory"`` or ``"compute ceiling"``:
+    samples/s fractions are taken against it, in the column of its kind (at most one per task and
+    lesson)."""
     holds: float = 0.0
     """The share of ``dataset_mb`` it keeps in RAM by design and its peak includes: 1 for float32
     arrays, 0.25 for uint8, a cache's budget; 0 for a streaming pipeline."""
@@ -123,7 +129,8 @@ def validate(notebook: str, records: list[dict[str, Any]]) -> None:
     """Raise ``ValueError`` naming the notebook and the record for anything a reader could not
     trust: a missing key, an id that is not unique or not ``lower-case-with-dashes``, an unknown
     kind or task, a ``peak_from`` that names no record, two references for one task, a sweep
-    without a size, a run under a limit that does not say which."""
+    without a size, a run under a limit that does not say which, a peak below one batch of its own
+    pipeline (``batch_mb``), a streaming row's peak without ``batch_mb``."""
     ids: list[str] = []
     for r in records:
         name = f"{notebook}: record {r.get('id', r.get('pipeline', '?'))!r}"
@@ -141,6 +148,11 @@ def validate(notebook: str, records: list[dict[str, Any]]) -> None:
         if present and (len(present) != len(LIMIT_KEYS) or r["limit_kind"] not in LIMIT_KINDS):
             raise ValueError(f"{name}: a run under a memory limit has all of {list(LIMIT_KEYS)}, "
                              f"limit_kind one of {LIMIT_KINDS}")
+        batch, peak = r.get("batch_mb"), r["peak_anon_mb"]
+        if batch is not None and peak is not None and peak < batch:
+            raise ValueError(f"{name}: peak_anon_mb {peak:.2f} MiB is below one batch of its own pipeline "
+                             f"({batch:.2f} MiB): an artifact of memory reused in one process; measure it in a "
+                             "fresh process (helpers.recipes.first_batches)")
         if r.get("row") is not None:
             try:
                 Row.of(r["row"])
@@ -153,7 +165,15 @@ def validate(notebook: str, records: list[dict[str, Any]]) -> None:
         row = Row.of(r["row"])
         if row.peak_from is not None and row.peak_from not in ids:
             raise ValueError(f"{notebook}: record {r['id']!r}: peak_from={row.peak_from!r} names no record")
+        shown = next(s for s in records if s["id"] == row.peak_from) if row.peak_from else r
+        if (row.kind in BATCH_CHECKED_KINDS and row.peak_shown and shown["peak_anon_mb"] is not None
+                and shown.get("batch_mb") is None):
+            raise ValueError(f"{notebook}: record {shown['id']!r} (the peak of the {row.kind!r} row "
+                             f"{r['id']!r}) needs batch_mb, the MiB of one batch, so that its peak can be checked")
         if row.reference:
+            if row.kind not in ("in memory", "compute ceiling"):
+                raise ValueError(f"{notebook}: record {r['id']!r}: a reference is 'in memory' or 'compute ceiling', "
+                                 f"not {row.kind!r}")
             if row.task in references:
                 raise ValueError(f"{notebook}: record {r['id']!r}: a second in-memory reference for {row.task!r}")
             references.add(row.task)

@@ -1,5 +1,7 @@
 """``tf.data`` building blocks of lesson 05: stream the digit memmap and the fish JPEGs without copies.
 
+- :func:`trap_dataset`: the trap, ``from_generator(batches_of, args=[memmap, ...])``, which copies the
+  array into a tensor before the first batch
 - :func:`memmap_batches` / :func:`generator_dataset`: ``from_generator`` fed a **path** (the memmap
   is opened inside the generator), not the array (which ``from_generator`` would copy into a tensor)
 - :class:`RowReader` / :func:`index_dataset`: ``Dataset.range(n) -> shuffle -> batch ->
@@ -51,6 +53,21 @@ def _open_pair(x_path: str | bytes | os.PathLike, y_path: str | bytes | os.PathL
 
 def _digit_signature(height: int = 28, width: int = 28) -> tuple[tf.TensorSpec, tf.TensorSpec]:
     return (tf.TensorSpec((None, height, width), tf.float32), tf.TensorSpec((None,), tf.uint8))
+
+
+# -- 0. the trap: from_generator fed the memmaps --------------------------------------------------
+def batches_of(x: np.ndarray, y: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The generator of the StackOverflow question: batches of the arrays it is given, scaled to [0, 1]."""
+    for start in range(0, len(x), batch_size):
+        yield x[start:start + batch_size].astype("float32") / 255, y[start:start + batch_size]
+
+
+def trap_dataset(x_path: str | os.PathLike, y_path: str | os.PathLike, batch_size: int) -> tf.data.Dataset:
+    """The trap, as the question wrote it: the **memmaps** passed in ``args``.
+    ``from_generator`` converts every arg to a tensor first: the whole array is copied into RAM."""
+    x, y = _open_pair(x_path, y_path)
+    return tf.data.Dataset.from_generator(batches_of, args=[x, y, batch_size],
+                                          output_signature=_digit_signature(*x.shape[1:]))
 
 
 # -- 1. from_generator, fed a path --------------------------------------------------------------

@@ -75,6 +75,11 @@ def test_load_refuses_a_file_of_another_schema(tmp_path, monkeypatch):
     ([record(sweep="in-memory arrays", dataset_mb=None)], "sweep"),
     ([record(memory_limit_mb=2048)], "memory limit"),
     ([record(memory_limit_mb=2048, data_file_mb=3072, limit_kind="ulimit")], "memory limit"),
+    ([record(peak_anon_mb=3.7, batch_mb=24.0)], "below one batch of its own pipeline"),
+    ([record(peak_anon_mb=3.7, row={"label": "a", "task": "fish", "kind": "streaming", "needs": "n"})],
+     "needs batch_mb"),
+    ([record("fit", row={"label": "a", "task": "fish", "kind": "streaming", "needs": "n", "peak_from": "alone"}),
+      record("alone", peak_anon_mb=3.7)], "record 'alone' .* needs batch_mb"),
 ])
 def test_record_refuses_what_a_reader_could_not_trust(records, message, tmp_path, monkeypatch):
     monkeypatch.setattr(config, "project_root", lambda: tmp_path)

@@ -8,7 +8,7 @@ from helpers.config import SCALES
 from helpers.datasets import make_digits, make_fish
 from helpers.image_files import label_of, list_images
 from helpers.recipes import (DIGIT_ROUTES, FISH_ROUTES, fish_route, fit_route, fit_with_start_methods,
-                             from_tensor_slices_cost, in_fresh_process, in_memory_fit, interrupted_fit, memmap_fit,
+                             first_batches, from_tensor_slices_cost, in_fresh_process, in_memory_fit, interrupted_fit, memmap_fit,
                              shuffle_buffer_cost)
 from helpers.quiet import quiet_stderr
 from helpers.workers import unpickle_in_new_process
@@ -94,7 +94,8 @@ def test_shuffle_buffer_cost_grows_with_the_buffer(tmp_path):
 
 def test_a_route_is_timed_in_rounds_and_its_memory_measured():
     r = in_fresh_process(fit_route, "digits", DIGIT_ROUTES[1], "ci", 3, 2, rounds=2)
-    assert len(r["rounds_samples_per_s"]) == 2 and r["samples_per_s"] == max(r["rounds_samples_per_s"]) > 0
+    assert len(r["rounds_samples_per_s"]) == 2 and min(r["rounds_samples_per_s"]) <= r["samples_per_s"] <= max(r["rounds_samples_per_s"])
+    assert r["samples_per_s"] > 0
     assert r["peak_anon_mb"] > 0
 
 
@@ -107,3 +108,20 @@ def test_an_unknown_route_or_task_is_named_in_the_error(task, route):
 def test_the_cache_route_says_what_it_needs():
     with pytest.raises(ValueError, match="needs cache_file"):
         fish_route(FISH_ROUTES[4], SCALES["ci"], 4)
+
+
+def test_first_batches_holds_a_batch_and_measures_it_in_a_fresh_process(fish, tmp_path):
+    """The series' one definition of a pipeline's first batch and peak: the batch is held, so the peak
+    is at least the batch; a PyDataset with workers is read by a pool, a finite dataset by epochs."""
+    from helpers import tfdata
+    from helpers.augment import AugmentedImageDataset
+
+    paths, y = fish
+    r = in_fresh_process(first_batches, tfdata.jpeg_dataset, paths, y, 16, 32)
+    assert r["batch_mb"] == pytest.approx(16 * 32 * 32 * 3 * 4 / 2**20, rel=0.01)
+    assert r["peak_anon_mb"] >= r["batch_mb"] and r["first_batch_s"] > 0
+    pool = in_fresh_process(first_batches, AugmentedImageDataset, paths, y, 8, 16, workers=2)
+    assert pool["peak_anon_mb"] >= pool["batch_mb"] > 0
+    cached = in_fresh_process(first_batches, tfdata.jpeg_dataset, paths, y, 16, 32, cache=str(tmp_path / "c"),
+                              epochs=2, count_reads=True)
+    assert len(cached["epoch_s"]) == 2 and cached["reads"] == len(paths), "epoch 2 replays the cache file"
