@@ -120,6 +120,8 @@ def quote(row: TableRow) -> str:
     parts = [f"{row.label} (lesson {row.lesson}, {row.task})"]
     if row.fraction_of_in_memory is not None and row.fraction_of_in_memory != 1.0:
         parts.append(f"{row.fraction_of_in_memory:.2f}× the in-memory speed in fit")
+    elif row.fraction_of_ceiling is not None and row.fraction_of_ceiling != 1.0:
+        parts.append(f"{row.fraction_of_ceiling:.2f}× the compute ceiling in fit")
     elif row.samples_per_s is not None:
         parts.append(f"{row.samples_per_s:,.0f} samples/s in fit")
     if row.peak_anon_mb is not None and row.dataset_mb:
@@ -128,7 +130,7 @@ def quote(row: TableRow) -> str:
         parts.append(f"peak +{peak} MiB for {row.dataset_mb:,.0f} MiB of data "
                      f"({ratio_text(row.peak_vs_dataset)}{alone})")
     if row.time_to_first_batch_s is not None:
-        parts.append(f"first batch after {row.time_to_first_batch_s:.1f} s")
+        parts.append(f"first training step after {row.time_to_first_batch_s:.1f} s")
     return ", ".join(parts)
 
 

@@ -2,13 +2,20 @@
 
 The summary lesson and the README's table use this module. A record is a row when its lesson gave
 it a :class:`helpers.results.Row` (what it is, said where it was measured); the others (size sweeps,
-hit rates, controls) are details, read by id. For each row:
+hit rates, controls) are details, read by id. Each column has one meaning:
 
-- samples/s inside ``fit`` as a fraction of the **in-memory reference of the same task** (digits or
-  fish) **in the same lesson's run**: a ratio is never taken between two runs;
-- peak anonymous memory as a fraction of the data set (float32, as the model sees it);
-- time to the first batch, where the lesson recorded it (each lesson measured it its own way:
-  compare it within a lesson);
+- **samples/s in fit**: as the lesson recorded it, with the min-max of its rounds where it timed
+  several (``rounds_samples_per_s``);
+- **÷ in-memory**: samples/s ÷ the **in-memory** reference (kind ``"in memory"``) of the same task
+  **in the same lesson's run** (a ratio is never taken between two runs);
+- **÷ ceiling**: samples/s ÷ the **compute ceiling** of the same task and lesson (kind
+  ``"compute ceiling"``: one batch in memory, repeated; lesson 06): a different reference, so its
+  own column;
+- **peak ÷ data**: peak anonymous memory as a fraction of the data set (float32, as the model sees it);
+- **first step in fit**: ``time_to_first_batch_s`` as :func:`helpers.throughput.time_fit` measures
+  it, from the start of training to the end of its first step (tracing included); a pipeline's
+  *first batch* alone is another figure (``first_batch_s``, :func:`helpers.recipes.first_batches`)
+  and stays in its lesson;
 - what the pipeline needs: threads, processes, a format on disk.
 
 ``python -m helpers.summary --markdown`` prints the README's table; ``--write-readme`` writes it
@@ -27,7 +34,7 @@ from helpers.config import get_scale, project_root
 from helpers.results import Row, find, load
 
 README_START, README_END = "<!-- results-table:start -->", "<!-- results-table:end -->"
-READERS = ("07_what_to_use_when",)
+READERS = ("09_what_to_use_when",)
 """Lessons that only read results (they write none)."""
 
 
@@ -43,7 +50,11 @@ class TableRow:
     row: Row
     samples_per_s: float | None
     fraction_of_in_memory: float | None
-    """samples/s ÷ the in-memory reference's, same task, same lesson's run (None: no reference)."""
+    """samples/s ÷ the in-memory reference's, same task, same lesson's run (None: no such reference)."""
+    fraction_of_ceiling: float | None
+    """samples/s ÷ the compute ceiling's, same task, same lesson's run (None: no ceiling)."""
+    samples_range: tuple[float, float] | None
+    """min and max samples/s of the rounds the lesson timed (None: one figure)."""
     peak_anon_mb: float | None
     dataset_mb: float | None
     time_to_first_batch_s: float | None
@@ -81,14 +92,18 @@ def rows(results: Iterable[dict[str, Any]]) -> list[TableRow]:
         main = [(r, Row.of(r["row"])) for r in payload["records"] if r.get("row") is not None]
         tasks = list(dict.fromkeys(row.task for _, row in main))
         main.sort(key=lambda pair: (tasks.index(pair[1].task), not pair[1].reference))  # stable: else as recorded
-        reference = {row.task: r.get("samples_per_s") for r, row in main if row.reference}
+        reference = {row.task: (r.get("samples_per_s"), row.kind) for r, row in main if row.reference}
         for r, row in main:
-            speed, ref = r.get("samples_per_s"), reference.get(row.task)
+            speed, (ref, ref_kind) = r.get("samples_per_s"), reference.get(row.task, (None, None))
+            fraction = speed / ref if speed is not None and ref else None
+            rounds = r.get("rounds_samples_per_s")
             peak = r.get("peak_anon_mb") if row.peak_shown else None
             if row.peak_from:
                 peak = find([payload], nb, row.peak_from).get("peak_anon_mb")
             out.append(TableRow(
-                nb, r["id"], r["pipeline"], row, speed, speed / ref if speed is not None and ref else None,
+                nb, r["id"], r["pipeline"], row, speed,
+                fraction if ref_kind == "in memory" else None, fraction if ref_kind == "compute ceiling" else None,
+                (min(rounds), max(rounds)) if rounds and len(rounds) > 1 else None,
                 peak, r.get("dataset_mb"), r.get("time_to_first_batch_s"), peak_alone=row.peak_from is not None))
     return out
 
@@ -125,23 +140,26 @@ def ratio_text(value: float | None) -> str:
 
 def markdown(table: list[TableRow], scale: str | None = None) -> str:
     """The rows as a Markdown table, with a line on how to read it (and the scale, if given)."""
-    lines = ["| lesson | pipeline | data | kind | samples/s in fit | ÷ in-memory | peak ÷ data | first batch | needs |",
-             "|---|---|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| lesson | pipeline | data | kind | samples/s in fit | ÷ in-memory | ÷ ceiling | peak ÷ data | "
+             "first step in fit | needs |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in table:
         speed = "—" if r.samples_per_s is None else f"{r.samples_per_s:,.0f}"
-        fraction = ratio_text(r.fraction_of_in_memory)
+        if r.samples_range:
+            speed += f" ({r.samples_range[0]:,.0f}–{r.samples_range[1]:,.0f})"
         ttfb = "—" if r.time_to_first_batch_s is None else f"{r.time_to_first_batch_s:.1f} s"
         peak = ratio_text(r.peak_vs_dataset) + (" †" if r.peak_alone and r.peak_vs_dataset is not None else "")
-        lines.append(f"| {r.lesson} | {r.label} | {r.task} | {r.kind} | {speed} | {fraction} | {peak} | "
+        lines.append(f"| {r.lesson} | {r.label} | {r.task} | {r.kind} | {speed} | "
+                     f"{ratio_text(r.fraction_of_in_memory)} | {ratio_text(r.fraction_of_ceiling)} | {peak} | "
                      f"{ttfb} | {r.needs} |")
     where = f" at the `{scale}` scale" if scale else ""
-    lines += ["", f"Measured{where}, one lesson's run at a time: \"÷ in-memory\" divides by the in-memory "
-              "reference of the same task in the same lesson (lesson 06: its compute ceiling, one batch in memory "
-              "repeated; — where the lesson has none); \"peak ÷ data\" is "
-              "the peak anonymous memory over the float32 data set (†: of the pipeline alone, no model, in the same "
-              "run; — for fish trained in fit without such a figure: the fish counter's own training memory would "
-              "hide the pipeline's; lesson 06 measured its peaks in fit after the model had already trained once, "
-              "so they show what the pipeline adds); \"first batch\" is as each lesson timed it."]
+    lines += ["", f"Measured{where}, one lesson's run at a time. \"samples/s in fit\": the lesson's figure, in brackets "
+              "the min–max of its rounds. \"÷ in-memory\" divides by the in-memory reference of the same task in "
+              "the same lesson, \"÷ ceiling\" by the compute ceiling (one batch in memory, repeated: lesson 06); — "
+              "where the lesson has no such reference. \"peak ÷ data\": the peak anonymous memory over the float32 "
+              "data set (†: of the pipeline alone, no model, in a fresh process; — for fish trained in fit without "
+              "such a figure: the fish counter's own training memory would hide the pipeline's). \"first step in "
+              "fit\": from the start of training to the end of its first step, tracing included."]
     return "\n".join(lines)
 
 
@@ -199,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for r in table:
         print(f"{r.lesson}  {r.kind:<16} {r.label:<48} ÷ in-memory {ratio_text(r.fraction_of_in_memory):>7}  "
-              f"peak ÷ data {ratio_text(r.peak_vs_dataset):>7}")
+              f"÷ ceiling {ratio_text(r.fraction_of_ceiling):>7}  peak ÷ data {ratio_text(r.peak_vs_dataset):>7}")
     return 0
 
 

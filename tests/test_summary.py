@@ -84,9 +84,23 @@ def test_markdown_has_one_line_per_row_and_dashes_for_what_was_not_measured(smal
     assert lines[0].startswith("| lesson | pipeline |") and lines[1].startswith("|---")
     table = [line for line in lines if line.startswith("| 1")]
     assert len(table) == len(rows)
-    assert table[1].split(" | ")[5:8] == ["0.90×", "0.025× †", "0.5 s"]
+    assert table[1].split(" | ")[5:9] == ["0.90×", "—", "0.025× †", "0.5 s"]
     assert table[4].split(" | ")[5] == "—"                            # fish: no reference in its lesson
     assert "`ci` scale" in text and "†" in lines[-1]
+
+
+def test_a_compute_ceiling_has_its_own_column_and_rounds_show_their_spread():
+    """Two references of different meaning never share a column; a figure timed in rounds shows their min-max."""
+    ceiling = {"label": "ceiling", "task": "fish", "kind": "compute ceiling", "needs": "one batch", "reference": True}
+    heavy = {"label": "heavy", "task": "fish", "kind": "CPU-heavy stream", "needs": "CPU"}
+    table = summary.rows([{"notebook": "12_c", "records": [
+        rec("ceiling", samples_per_s=1000.0, row=ceiling),
+        rec("heavy", samples_per_s=300.0, row=heavy, rounds_samples_per_s=[280.0, 300.0, 330.0])]}])
+    assert [r.fraction_of_ceiling for r in table] == [1.0, pytest.approx(0.3)]
+    assert [r.fraction_of_in_memory for r in table] == [None, None]
+    assert table[1].samples_range == (280.0, 330.0) and table[0].samples_range is None
+    line = summary.markdown(table).splitlines()[3].split(" | ")
+    assert line[4:7] == ["300 (280–330)", "—", "0.30×"]
 
 
 def test_size_series_collects_the_sweeps(small_table):
@@ -143,4 +157,5 @@ def test_lesson_06_rows_are_fractions_of_its_compute_ceiling():
     for r in table:
         if not r.reference:
             assert r.kind == "CPU-heavy stream" and r.kind not in STREAMING_KINDS
-            assert r.fraction_of_in_memory == pytest.approx(r.samples_per_s / ceiling["samples_per_s"])
+            assert r.fraction_of_ceiling == pytest.approx(r.samples_per_s / ceiling["samples_per_s"])
+            assert r.fraction_of_in_memory is None, "a ceiling is not an in-memory reference: its own column"
