@@ -16,6 +16,7 @@ Measuring
 - :mod:`helpers.recipes`     work measured in a fresh process: :func:`~helpers.recipes.in_fresh_process`
   and the recipes and input routes of lessons 01/02/05/06 it runs
 - :mod:`helpers.workers`     worker processes: start methods, copy-on-write, none left behind (lesson 06)
+- :mod:`helpers.budget`      a real memory limit: :func:`~helpers.budget.run_limited`; a file's page cache
 - :mod:`helpers.gpu`         :class:`~helpers.gpu.GpuMonitor`: GPU utilisation and memory through NVML
 - :mod:`helpers.plots`       memory timelines, throughput bars, scaling plots
 
@@ -30,8 +31,8 @@ The loaders the lessons build
 Results
 - :mod:`helpers.results`     ``results/<scale>/<notebook>.json``: records that say what they are
   (id, and for a main pipeline its :class:`~helpers.results.Row`), validated when written; the kinds
-- :mod:`helpers.summary`     the side-by-side table of every lesson's main pipelines (lesson 07, README)
-- :mod:`helpers.guide`       which pipeline for your data, quoting the measured figures (lesson 07)
+- :mod:`helpers.summary`     the side-by-side table of every lesson's main pipelines (lesson 09, README)
+- :mod:`helpers.guide`       which pipeline for your data, quoting the measured figures (lesson 09)
 
 Modules that need TensorFlow (``models``, ``throughput``, the loaders) import it themselves, so
 ``import helpers`` stays light.

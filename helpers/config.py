@@ -9,6 +9,10 @@ ci        60,000       ~180 MiB              600         the test run (every not
 default   320,000      ~957 MiB (~1 GB)      4,000       the committed outputs; fits a 12.7 GB Colab
 large     1,280,000    ~3.7 GiB (4x default) 16,000      shows streaming memory does not grow
 ========= ============ ===================== =========== =====================================
+
+Lesson 07 adds a class-sorted uint8 digits file larger than its memory limit: 768 MiB at ``ci``,
+1.5 GiB at ``default``, 4 GiB at ``large`` (``over_ram_mb``), under a limit that leaves 128, 256,
+512 MiB of page cache (``page_cache_mb``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ class Scale:
     """Steps timed after the warm-up."""
     epochs: int = 2
     """Epochs for the runs whose point is accuracy."""
+    over_ram_mb: int = 768
+    """Size of lesson 07's class-sorted digits file (uint8), in MiB: larger than its memory limit."""
+    page_cache_mb: int = 128
+    """Room for page cache that lesson 07's memory limit leaves (on top of the child's own baseline);
+    at most half of ``over_ram_mb``."""
 
     @property
     def digits_float32_mb(self) -> float:
@@ -50,8 +59,8 @@ class Scale:
 
 SCALES: dict[str, Scale] = {
     "ci": Scale("ci", n_digits=60_000, n_fish=600, timed_steps=40, epochs=1),
-    "default": Scale("default", n_digits=320_000, n_fish=4_000),
-    "large": Scale("large", n_digits=1_280_000, n_fish=16_000),
+    "default": Scale("default", n_digits=320_000, n_fish=4_000, over_ram_mb=1536, page_cache_mb=256),
+    "large": Scale("large", n_digits=1_280_000, n_fish=16_000, over_ram_mb=4096, page_cache_mb=512),
 }
 
 

@@ -7,6 +7,9 @@ rendered glyphs rather than a digits set a package ships: it needs no extra pack
 it scales to any N (the lessons need ~1 GB of float32 and 4x that), and the signal is real (a small
 CNN learns it; shuffled labels give 10 %), so a mis-ordered X/y shows up as chance accuracy.
 
+**Class-sorted digits** (lesson 07): a file larger than a memory limit, sorted by class as data
+often arrives, made fast from the digits' own rows (:func:`make_sorted_digits`).
+
 **Fish** (lessons 04-06): JPEG files ``<root>/<count>/<id>.jpg``, each showing ``count`` fish-like
 shapes (an ellipse body and a triangle tail) on a textured water background: a counting (regression)
 target a small CNN can learn.
@@ -185,6 +188,66 @@ def ensure_digits(scale: Scale | None = None, progress: bool = True) -> DigitFil
     """The digits of a scale (default: ``$TUTORIAL_SCALE``) in ``data/<scale>/digits``."""
     scale = scale or get_scale()
     return make_digits(scale.n_digits, data_dir(scale) / "digits", progress=progress)
+
+
+TEST_SHARE = 0.1
+"""The last tenth of a scale's digits: held out, never copied into the class-sorted file."""
+
+
+def make_sorted_digits(source: DigitFiles, n: int, out_dir: str | os.PathLike, seed: int = 0,
+                       progress: bool = True) -> DigitFiles:
+    """Write ``n`` digits **sorted by class** (all 0s, then all 1s, ...) to ``out_dir`` (lesson 07):
+    data as it often arrives, larger than a memory limit, generated fast.
+
+    Each row is a row of ``source`` (its first 90 %, :data:`TEST_SHARE` held out) of that class,
+    shifted by -2..2 pixels each way, so the signal is the digits' own. Written chunk by chunk through
+    a memmap under a temporary name, renamed when full, ``meta.json`` last (skipped if complete).
+    """
+    out = Path(out_dir)
+    x_path, y_path = out / "x.npy", out / "y.npy"
+    params = {"kind": "sorted-digits", "n": int(n), "seed": int(seed), "source_n": int(source.n),
+              "version": FORMAT_VERSION}
+    if _is_complete(out, params) and x_path.exists() and y_path.exists():
+        return DigitFiles(x_path, y_path, n)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "meta.json").unlink(missing_ok=True)
+    sx, sy = np.load(source.x_path, mmap_mode="r"), np.load(source.y_path)
+    n_train = int(len(sy) * (1 - TEST_SHARE))
+    by_class = [np.flatnonzero(sy[:n_train] == c) for c in range(10)]
+    x_tmp, y_tmp = out / f"x.npy.{os.getpid()}.tmp", out / f"y.npy.{os.getpid()}.tmp"
+    x = np.lib.format.open_memmap(x_tmp, mode="w+", dtype=np.uint8, shape=(n, 28, 28))
+    y = np.lib.format.open_memmap(y_tmp, mode="w+", dtype=np.uint8, shape=(n,))
+    bounds = np.linspace(0, n, 11).astype(np.int64)  # class c fills rows bounds[c]:bounds[c + 1]
+    bar = _Progress(f"class-sorted digits -> {out.name}", n, progress)
+    for chunk, start in enumerate(range(0, n, CHUNK)):
+        rng = np.random.default_rng([seed, 1, chunk])
+        stop = min(start + CHUNK, n)
+        labels = np.searchsorted(bounds, np.arange(start, stop), side="right") - 1
+        rows = np.empty((stop - start, 28, 28), np.uint8)
+        for c in np.unique(labels):
+            where = labels == c
+            picked = np.sort(rng.choice(by_class[c], int(where.sum())))
+            rows[where] = sx[picked]
+        shift = rng.integers(0, 25, len(rows))  # one of 5 x 5 shifts per row
+        for k in set(range(25)) - {12}:  # 12: no shift
+            pick = shift == k
+            rows[pick] = np.roll(rows[pick], (k // 5 - 2, k % 5 - 2), axis=(1, 2))
+        x[start:stop], y[start:stop] = rows, labels
+        bar.update(stop)
+    x.flush()
+    y.flush()
+    del x, y
+    os.replace(x_tmp, x_path)
+    os.replace(y_tmp, y_path)
+    _write_meta(out, params)
+    return DigitFiles(x_path, y_path, n)
+
+
+def ensure_sorted_digits(scale: Scale | None = None, progress: bool = True) -> DigitFiles:
+    """Lesson 07's class-sorted file of a scale: ``over_ram_mb`` MiB in ``data/<scale>/sorted_digits``."""
+    scale = scale or get_scale()
+    return make_sorted_digits(ensure_digits(scale, progress), scale.over_ram_mb * 2**20 // (28 * 28),
+                              data_dir(scale) / "sorted_digits", progress=progress)
 
 
 # -- fish -------------------------------------------------------------------------------------

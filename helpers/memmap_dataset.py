@@ -16,6 +16,18 @@ Built so that it works with every way Keras runs a :class:`keras.utils.PyDataset
   ``shuffle=True`` the sample order is a new permutation each epoch (``on_epoch_end``), drawn from
   ``np.random.default_rng([seed, epoch])`` so every worker computes the same one from ``seed`` and
   the epoch number; each batch is read with its indices sorted (forward through the file).
+- **no read-ahead for random reads**: with ``shuffle=True`` the mapping is advised
+  ``MADV_RANDOM`` (``readahead=None``, the default): the kernel then reads the pages a batch needs
+  and no more. With its default read-ahead each random 784-byte row pulls in up to ~128 KiB around
+  it; that is harmless while the file sits in the page cache, and ruinous when the file is larger
+  than the page cache can hold (the pages read ahead are evicted before they are used). Reading in
+  order (``shuffle=False``) keeps the read-ahead, which is what a sequential read wants.
+- **block shuffling** (``block_rows=K``), for files larger than the page cache: the epoch visits
+  blocks of ``K`` consecutive rows in a random order, reads each block whole (one ``pread``: one
+  sequential read instead of ``K`` random ones), and shuffles the rows of :data:`WINDOW_BLOCKS`
+  blocks at a time in memory (a window of ``WINDOW_BLOCKS * K`` uint8 rows, at most two held).
+  Batches mix rows of 64 random places of the file; the price in randomness is measured in
+  lesson 07.
 - **uint8 -> float32 per batch**: images stored as ``uint8`` are served as ``float32`` in [0, 1]
   (``x / 255``, the same values as ``x.astype("float32") / 255`` of the whole array); floating
   images are served as ``float32`` unscaled. Labels are served with their dtype on disk.
@@ -27,13 +39,17 @@ dtype that cannot be memory-mapped or served, x and y of different lengths, indi
 from __future__ import annotations
 
 import math
+import mmap
 import os
+import threading
 from typing import Any, Sequence
 
 import keras
 import numpy as np
 
 PathLike = str | os.PathLike
+WINDOW_BLOCKS = 64
+"""Blocks whose rows are shuffled together with ``block_rows`` (a window of the epoch)."""
 
 
 def _open(path: PathLike, what: str) -> np.ndarray:
@@ -68,6 +84,14 @@ def _as_indices(indices: Any, n: int, x_path: PathLike) -> range | np.ndarray:
     return arr
 
 
+def _advise(x: np.ndarray, readahead: bool) -> np.ndarray:
+    """``madvise(MADV_RANDOM)`` on the mapping of memmap ``x`` when ``readahead`` is off (returns ``x``)."""
+    mapping = getattr(x, "_mmap", None)
+    if not readahead and mapping is not None and hasattr(mmap, "MADV_RANDOM"):
+        mapping.madvise(mmap.MADV_RANDOM)
+    return x
+
+
 class MemmapDataset(keras.utils.PyDataset):
     """Batches ``(x, y)`` of two ``.npy`` files, read through ``np.memmap`` batch by batch.
 
@@ -81,13 +105,20 @@ class MemmapDataset(keras.utils.PyDataset):
         shuffle: serve the samples in a new random order each epoch (each batch is read with
             its indices sorted). ``False`` serves ``indices`` in the order given.
         seed: seed of the per-epoch permutations (epoch ``e`` uses ``default_rng([seed, e])``).
+        block_rows: with ``shuffle``, shuffle blocks of this many consecutive rows, read whole, and
+            the rows of :data:`WINDOW_BLOCKS` blocks together (``None``: every row on its own). For
+            data larger than the page cache; ``indices`` must then be a contiguous range.
+        readahead: the kernel's read-ahead on the memmap of ``x``: ``None`` (default) turns it off
+            when ``shuffle`` (``madvise(MADV_RANDOM)``) and leaves it on when reading in order;
+            ``True``/``False`` force it. Where ``madvise`` does not exist (Windows) it is a no-op.
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
             :class:`keras.utils.PyDataset`.
     """
 
     def __init__(self, x_path: PathLike, y_path: PathLike, batch_size: int,
                  indices: range | slice | Sequence[int] | np.ndarray | None = None,
-                 shuffle: bool = True, seed: int = 0, **kwargs: Any) -> None:
+                 shuffle: bool = True, seed: int = 0, block_rows: int | None = None,
+                 readahead: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -96,6 +127,8 @@ class MemmapDataset(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
+        self.readahead = (not self.shuffle) if readahead is None else bool(readahead)
+        """Whether the kernel reads ahead on ``x``'s mapping (off: ``MADV_RANDOM``)."""
         self.epoch = 0
         """Epochs completed (``on_epoch_end`` calls); picks the permutation of the current epoch."""
 
@@ -117,17 +150,31 @@ class MemmapDataset(keras.utils.PyDataset):
         self.indices = _as_indices(indices, self.n_total, self.x_path)
         if len(self.indices) == 0:
             raise ValueError(f"no samples to serve from {self.x_path!r} (indices is empty)")
-        self._x: np.ndarray | None = x  # opened here to check the files; reopened lazily after pickling
+        self._x: np.ndarray | None = _advise(x, self.readahead)  # checked here; reopened lazily after pickling
         self._y: np.ndarray | None = y
         self._order: np.ndarray | None = None
         self._order_epoch = -1
+        if block_rows is not None:
+            if isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
+                raise ValueError(f"block_rows must be a positive integer, got {block_rows!r}")
+            if not (isinstance(self.indices, range) and self.indices.step == 1):
+                raise ValueError("block_rows needs indices that are one contiguous range (a split of the file)")
+        self.block_rows = None if block_rows is None else int(block_rows)
+        self._windows: dict[tuple[int, int], dict[int, np.ndarray]] = {}
+        self._lock = threading.Lock()
+        self._fd: int | None = None
 
     # -- pickling: paths and settings only --------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_x"] = state["_y"] = state["_order"] = None  # memmaps would pickle their data
+        state["_x"] = state["_y"] = state["_order"] = state["_fd"] = None  # memmaps would pickle their data
         state["_order_epoch"] = -1
+        state["_windows"], state["_lock"] = {}, None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # -- the sample order of this epoch ------------------------------------------------------------
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -137,20 +184,73 @@ class MemmapDataset(keras.utils.PyDataset):
             if x.shape != self.x_shape or x.dtype != self.x_dtype or y.shape != self.y_shape or y.dtype != self.y_dtype:
                 raise ValueError(f"{self.x_path!r} / {self.y_path!r} changed since the dataset was made: "
                                  f"now {x.shape} {x.dtype} / {y.shape} {y.dtype}")
-            self._x, self._y = x, y
+            self._x, self._y = _advise(x, self.readahead), y
         return self._x, self._y
 
     def order(self) -> np.ndarray:
         """The sample indices in the order this epoch serves them (computed once per epoch)."""
         if self._order is None or self._order_epoch != self.epoch:
             base = self.indices
-            if self.shuffle:
+            if self.shuffle and self.block_rows:
+                order = self._block_order()
+            elif self.shuffle:
                 perm = np.random.default_rng([self.seed, self.epoch]).permutation(len(base))
                 order = (perm + base.start) if isinstance(base, range) and base.step == 1 else np.asarray(base)[perm]
             else:
                 order = np.asarray(base, dtype=np.int64)
             self._order, self._order_epoch = order.astype(np.int64, copy=False), self.epoch
         return self._order
+
+    def _blocks(self) -> np.ndarray:
+        """This epoch's order of the blocks (with ``block_rows``)."""
+        n_blocks = math.ceil(len(self.indices) / self.block_rows)
+        return np.random.default_rng([self.seed, self.epoch, 1]).permutation(n_blocks)
+
+    def _block_order(self) -> np.ndarray:
+        """This epoch's rows with ``block_rows``: blocks in a random order, rows shuffled within
+        each window of :data:`WINDOW_BLOCKS` blocks."""
+        k, start, n = self.block_rows, self.indices.start, len(self.indices)
+        blocks, rng = self._blocks(), np.random.default_rng([self.seed, self.epoch])
+        parts = []
+        for w in range(0, len(blocks), WINDOW_BLOCKS):
+            rows = np.concatenate([np.arange(b * k, min(n, (b + 1) * k)) for b in blocks[w:w + WINDOW_BLOCKS]])
+            parts.append(rows[rng.permutation(len(rows))])
+        return np.concatenate(parts) + start
+
+    def _read_window(self, window: int) -> dict[int, np.ndarray]:
+        """The blocks of a window of this epoch, each read whole with one ``pread``: {block: rows}."""
+        x, _ = self._arrays()
+        k, start, n = self.block_rows, self.indices.start, len(self.indices)
+        row_bytes = int(np.prod(self.x_shape[1:])) * self.x_dtype.itemsize
+        if self._fd is None:
+            self._fd = os.open(self.x_path, os.O_RDONLY)
+        out = {}
+        for b in np.sort(self._blocks()[window * WINDOW_BLOCKS:(window + 1) * WINDOW_BLOCKS]):  # forward
+            first, last = start + int(b) * k, start + min(n, (int(b) + 1) * k)
+            data = os.pread(self._fd, (last - first) * row_bytes, x.offset + first * row_bytes)
+            if len(data) != (last - first) * row_bytes:
+                raise OSError(f"{self.x_path!r}: short read of rows {first:,}-{last:,} (truncated file?)")
+            out[int(b)] = np.frombuffer(data, self.x_dtype).reshape(last - first, *self.x_shape[1:])
+        return out
+
+    def _block_rows_of(self, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` read through the windows they fall in (at most two windows held)."""
+        k, start = self.block_rows, self.indices.start
+        blocks = (idx - start) // k
+        window_of_block = np.empty(len(self._blocks()), np.int64)
+        window_of_block[self._blocks()] = np.arange(len(window_of_block)) // WINDOW_BLOCKS
+        out = np.empty((len(idx), *self.x_shape[1:]), self.x_dtype)
+        for w in np.unique(window_of_block[blocks]):
+            key = (self.epoch, int(w))
+            with self._lock:
+                if key not in self._windows:
+                    self._windows[key] = self._read_window(int(w))
+                    for old in sorted(self._windows)[:-2]:
+                        del self._windows[old]
+                window = self._windows[key]
+            for j in np.flatnonzero(window_of_block[blocks] == w):
+                out[j] = window[int(blocks[j])][idx[j] - start - int(blocks[j]) * k]
+        return out
 
     def batch_indices(self, index: int) -> np.ndarray:
         """The sample indices of batch ``index``, in the order they are served."""
@@ -166,7 +266,9 @@ class MemmapDataset(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         idx = self.batch_indices(index)
         x, y = self._arrays()
-        if idx.size > 1 and np.any(idx[1:] < idx[:-1]):  # unsorted (shuffle=False, indices given so)
+        if self.shuffle and self.block_rows:
+            xb, yb = self._block_rows_of(idx), y[idx]
+        elif idx.size > 1 and np.any(idx[1:] < idx[:-1]):  # unsorted (shuffle=False, indices given so)
             sorter = np.argsort(idx, kind="stable")
             inverse = np.empty_like(sorter)
             inverse[sorter] = np.arange(sorter.size)
@@ -190,4 +292,5 @@ class MemmapDataset(keras.utils.PyDataset):
     def __repr__(self) -> str:
         return (f"MemmapDataset({os.path.basename(self.x_path)!r}, {os.path.basename(self.y_path)!r}, "
                 f"batch_size={self.batch_size}, samples={len(self.indices):,} of {self.n_total:,}, "
-                f"batches={len(self)}, shuffle={self.shuffle}, epoch={self.epoch})")
+                f"batches={len(self)}, shuffle={self.shuffle}, block_rows={self.block_rows}, readahead={self.readahead}, "
+                f"epoch={self.epoch})")

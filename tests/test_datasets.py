@@ -87,3 +87,19 @@ def test_fish_layout_labels_and_determinism(tmp_path):
 
     with Image.open(files[0]) as im:
         assert im.size == (64, 64) and im.mode == "RGB"
+
+
+def test_sorted_digits_are_sorted_by_class_made_of_the_training_rows_and_complete(tmp_path):
+    from helpers.datasets import TEST_SHARE, make_digits, make_sorted_digits
+
+    source = make_digits(2_000, tmp_path / "digits", progress=False)
+    out = make_sorted_digits(source, 30_000, tmp_path / "sorted", progress=False)
+    x, y = np.load(out.x_path, mmap_mode="r"), np.load(out.y_path)
+    assert x.shape == (30_000, 28, 28) and x.dtype == np.uint8
+    assert np.all(np.diff(y.astype(int)) >= 0) and set(np.unique(y)) == set(range(10)), "sorted, all classes"
+    assert (tmp_path / "sorted" / "meta.json").exists() and not list((tmp_path / "sorted").glob("*.tmp"))
+    sx, sy = np.load(source.x_path), np.load(source.y_path)
+    held_out = {sx[i].tobytes() for i in range(int(len(sy) * (1 - TEST_SHARE)), len(sy))}
+    unshifted = [x[i].tobytes() for i in range(0, 30_000, 97)]
+    assert not held_out & set(unshifted), "the held-out tenth is never copied"
+    assert make_sorted_digits(source, 30_000, tmp_path / "sorted", progress=False).n == 30_000   # complete: kept

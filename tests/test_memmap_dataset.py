@@ -249,3 +249,67 @@ def test_a_file_changed_after_pickling_is_reported(tmp_path):
     _write_pair(tmp_path, n=N // 2)
     with pytest.raises(ValueError, match="changed"):
         pickle.loads(blob)[0]
+
+
+def test_random_reads_turn_the_read_ahead_off(tmp_path):
+    """shuffle=True advises MADV_RANDOM (a random row reads its pages, not ~128 KiB around it);
+    reading in order keeps the kernel's read-ahead; both can be forced; pickling keeps the choice."""
+    import mmap
+    import pickle
+
+    from helpers import memmap_dataset
+
+    x, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(x, np.zeros((64, 28, 28), np.uint8))
+    np.save(y, np.zeros(64, np.uint8))
+    assert MemmapDataset(x, y, 8).readahead is False
+    assert MemmapDataset(x, y, 8, shuffle=False).readahead is True
+    assert MemmapDataset(x, y, 8, readahead=True).readahead is True
+    assert pickle.loads(pickle.dumps(MemmapDataset(x, y, 8))).readahead is False
+
+    class Mapping:
+        advice: list = []
+
+        def madvise(self, option):
+            self.advice.append(option)
+
+    class FakeMemmap:
+        _mmap = Mapping()
+
+    if hasattr(mmap, "MADV_RANDOM"):
+        memmap_dataset._advise(FakeMemmap(), readahead=False)
+        memmap_dataset._advise(FakeMemmap(), readahead=True)
+        assert Mapping.advice == [mmap.MADV_RANDOM]
+
+
+def test_block_shuffling_serves_every_row_once_aligned_and_mixes_a_sorted_file(tmp_path):
+    """block_rows: each epoch every row once, x and y aligned, batches of a class-sorted file mixed
+    (near a full shuffle's 10 classes per batch), a new order each epoch, bad arguments named."""
+    import pickle
+
+    n = 6000
+    x = np.zeros((n, 28, 28), np.uint8)
+    x[:, 0, 0], x[:, 0, 1] = np.arange(n) % 256, np.arange(n) // 256   # the row number, in the pixels
+    y = np.repeat(np.arange(10), n // 10).astype(np.uint8)               # sorted by class
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    ds = MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 100, block_rows=20)
+    orders = []
+    for _ in range(2):
+        rows, distinct = [], []
+        for i in range(len(ds)):
+            xb, yb = ds[i]
+            r = np.rint(xb[:, 0, 0] * 255).astype(int) + 256 * np.rint(xb[:, 0, 1] * 255).astype(int)
+            assert np.array_equal(y[r], yb), "x and y stay aligned"
+            rows += list(r)
+            distinct.append(len(set(yb.tolist())))
+        assert sorted(rows) == list(range(n)), "every row once per epoch"
+        assert np.mean(distinct) > 9, "batches mix the classes of a sorted file"
+        orders.append(rows)
+        ds.on_epoch_end()
+    assert orders[0] != orders[1], "a new order each epoch"
+    assert pickle.loads(pickle.dumps(ds))[0][0].shape == (100, 28, 28), "pickles without its windows"
+    with pytest.raises(ValueError, match="block_rows"):
+        MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 100, block_rows=0)
+    with pytest.raises(ValueError, match="contiguous range"):
+        MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 100, indices=[0, 5, 9], block_rows=20)
