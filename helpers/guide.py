@@ -67,10 +67,13 @@ GUIDE: dict[tuple[str, bool, bool], Case] = {
         "fits in your RAM.",
         (("02_memmap_pydataset", "memmap"), ("05_tf_data", "digits-memmap"))),
     ("arrays", False, False): Case(
-        (("02_memmap_pydataset", "memmap"), ("05_tf_data", "digits-memmap")),
-        "save them as .npy once, open them with np.load(mmap_mode=\"r\") in a PyDataset that reads one batch "
-        "at a time.",
-        (("05_tf_data", "digits-from-generator-path"), ("05_tf_data", "digits-tfrecord"))),
+        (("07_larger_than_ram", "blocks"), ("02_memmap_pydataset", "memmap"), ("05_tf_data", "digits-memmap")),
+        "save them as .npy once and read them through a memmap PyDataset, one batch at a time (MemmapDataset, "
+        "lesson 02). When the file is larger than the page cache too (your RAM, or a container's limit), "
+        "random rows come from the disk: read blocks of rows whole and shuffle them in memory "
+        "(MemmapDataset(block_rows=512), fit(shuffle=False); lesson 07), never with the kernel's read-ahead "
+        "on random rows.",
+        (("02_memmap_pydataset", "memmap"), ("05_tf_data", "digits-tfrecord"))),
     ("arrays", True, True): Case(
         (("05_tf_data", "digits-in-memory"), ("01_in_memory_fit", "in-memory")),
         "keep the arrays in RAM and put the heavy per-batch work in a tf.data map(num_parallel_calls=AUTOTUNE) "

@@ -23,7 +23,7 @@ Built so that it works with every way Keras runs a :class:`keras.utils.PyDataset
   than the page cache can hold (the pages read ahead are evicted before they are used). Reading in
   order (``shuffle=False``) keeps the read-ahead, which is what a sequential read wants.
 - **block shuffling** (``block_rows=K``), for files larger than the page cache: the epoch visits
-  blocks of ``K`` consecutive rows in a random order, reads each block whole (one ``pread``: one
+  blocks of ``K`` consecutive rows in a random order, reads each block whole (one ``preadv``: one
   sequential read instead of ``K`` random ones), and shuffles the rows of :data:`WINDOW_BLOCKS`
   blocks at a time in memory (a window of ``WINDOW_BLOCKS * K`` uint8 rows, at most two held).
   Batches mix rows of 64 random places of the file; the price in randomness is measured in
@@ -82,6 +82,21 @@ def _as_indices(indices: Any, n: int, x_path: PathLike) -> range | np.ndarray:
     if arr.size and arr[0] >= 0 and np.array_equal(arr, np.arange(arr[0], arr[0] + arr.size)):
         return range(int(arr[0]), int(arr[0]) + arr.size)  # a contiguous split: keep it tiny
     return arr
+
+
+def _read_into(fd: int, buffer: memoryview, offset: int) -> int:
+    """Read ``len(buffer)`` bytes at ``offset`` into ``buffer`` with one call (``os.preadv``; where it
+    does not exist, Windows, ``os.pread`` and a copy). Returns the bytes read."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [buffer], offset)
+    data = os.pread(fd, len(buffer), offset) if hasattr(os, "pread") else _seek_read(fd, len(buffer), offset)
+    buffer[:len(data)] = data
+    return len(data)
+
+
+def _seek_read(fd: int, size: int, offset: int) -> bytes:
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
 
 
 def _advise(x: np.ndarray, readahead: bool) -> np.ndarray:
@@ -160,7 +175,9 @@ class MemmapDataset(keras.utils.PyDataset):
             if not (isinstance(self.indices, range) and self.indices.step == 1):
                 raise ValueError("block_rows needs indices that are one contiguous range (a split of the file)")
         self.block_rows = None if block_rows is None else int(block_rows)
-        self._windows: dict[tuple[int, int], dict[int, np.ndarray]] = {}
+        self._windows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._window_of_block: np.ndarray | None = None
+        self._window_epoch = -1
         self._lock = threading.Lock()
         self._fd: int | None = None
 
@@ -169,7 +186,7 @@ class MemmapDataset(keras.utils.PyDataset):
         state = self.__dict__.copy()
         state["_x"] = state["_y"] = state["_order"] = state["_fd"] = None  # memmaps would pickle their data
         state["_order_epoch"] = -1
-        state["_windows"], state["_lock"] = {}, None
+        state["_windows"], state["_lock"], state["_window_of_block"], state["_window_epoch"] = {}, None, None, -1
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -217,39 +234,50 @@ class MemmapDataset(keras.utils.PyDataset):
             parts.append(rows[rng.permutation(len(rows))])
         return np.concatenate(parts) + start
 
-    def _read_window(self, window: int) -> dict[int, np.ndarray]:
-        """The blocks of a window of this epoch, each read whole with one ``pread``: {block: rows}."""
+    def _read_window(self, window: int) -> tuple[np.ndarray, np.ndarray]:
+        """The blocks of a window of this epoch, each read whole with one ``preadv`` (forward through
+        the file): ``(rows, first)``, the rows one after the other and, for every block of the file,
+        where its first row sits in ``rows`` (-1: not in this window)."""
         x, _ = self._arrays()
         k, start, n = self.block_rows, self.indices.start, len(self.indices)
         row_bytes = int(np.prod(self.x_shape[1:])) * self.x_dtype.itemsize
         if self._fd is None:
-            self._fd = os.open(self.x_path, os.O_RDONLY)
-        out = {}
-        for b in np.sort(self._blocks()[window * WINDOW_BLOCKS:(window + 1) * WINDOW_BLOCKS]):  # forward
-            first, last = start + int(b) * k, start + min(n, (int(b) + 1) * k)
-            data = os.pread(self._fd, (last - first) * row_bytes, x.offset + first * row_bytes)
-            if len(data) != (last - first) * row_bytes:
-                raise OSError(f"{self.x_path!r}: short read of rows {first:,}-{last:,} (truncated file?)")
-            out[int(b)] = np.frombuffer(data, self.x_dtype).reshape(last - first, *self.x_shape[1:])
-        return out
+            self._fd = os.open(self.x_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        blocks = np.sort(self._blocks()[window * WINDOW_BLOCKS:(window + 1) * WINDOW_BLOCKS])
+        first = np.full(math.ceil(n / k), -1, np.int64)
+        sizes = [min(n, (b + 1) * k) - b * k for b in blocks.tolist()]
+        rows = np.empty((sum(sizes), *self.x_shape[1:]), self.x_dtype)
+        at = 0
+        for b, size in zip(blocks.tolist(), sizes):
+            lo = start + b * k
+            view = memoryview(rows[at:at + size].reshape(-1).view(np.uint8))  # read straight into the window
+            if _read_into(self._fd, view, x.offset + lo * row_bytes) != size * row_bytes:
+                raise OSError(f"{self.x_path!r}: short read of rows {lo:,}-{lo + size:,} (truncated file?)")
+            first[b], at = at, at + size
+        return rows, first
 
     def _block_rows_of(self, idx: np.ndarray) -> np.ndarray:
         """Rows ``idx`` read through the windows they fall in (at most two windows held)."""
         k, start = self.block_rows, self.indices.start
-        blocks = (idx - start) // k
-        window_of_block = np.empty(len(self._blocks()), np.int64)
-        window_of_block[self._blocks()] = np.arange(len(window_of_block)) // WINDOW_BLOCKS
+        if self._window_epoch != self.epoch:  # which window each block is in, once per epoch
+            blocks = self._blocks()
+            self._window_of_block = np.empty(len(blocks), np.int64)
+            self._window_of_block[blocks] = np.arange(len(blocks)) // WINDOW_BLOCKS
+            self._window_epoch = self.epoch
+        block = (idx - start) // k
+        within = idx - start - block * k
+        windows = self._window_of_block[block]
         out = np.empty((len(idx), *self.x_shape[1:]), self.x_dtype)
-        for w in np.unique(window_of_block[blocks]):
-            key = (self.epoch, int(w))
+        for w in np.unique(windows).tolist():
+            key = (self.epoch, w)
             with self._lock:
                 if key not in self._windows:
-                    self._windows[key] = self._read_window(int(w))
+                    self._windows[key] = self._read_window(w)
                     for old in sorted(self._windows)[:-2]:
                         del self._windows[old]
-                window = self._windows[key]
-            for j in np.flatnonzero(window_of_block[blocks] == w):
-                out[j] = window[int(blocks[j])][idx[j] - start - int(blocks[j]) * k]
+                rows, first = self._windows[key]
+            here = windows == w
+            out[here] = rows[first[block[here]] + within[here]]
         return out
 
     def batch_indices(self, index: int) -> np.ndarray:
@@ -280,6 +308,13 @@ class MemmapDataset(keras.utils.PyDataset):
         else:
             xb = np.asarray(xb, dtype=np.float32)
         return xb, np.asarray(yb)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
 
     def on_epoch_end(self) -> None:
         """Next epoch: a new permutation of the samples when ``shuffle`` is true.

@@ -14,6 +14,8 @@ process starts each from the same point. :func:`in_fresh_process` runs any funct
   built by name (:func:`digit_route`, :func:`fish_route`: the lesson times the same objects alone)
   and timed inside ``fit`` (:func:`fit_route`)
 - lesson 06: :func:`fit_with_start_methods`, :func:`interrupted_fit`
+- lesson 07 (under a memory limit, with :mod:`helpers.budget`): :data:`OVER_RAM_ROUTES`, :func:`over_ram_baseline`,
+  :func:`over_ram_route`, :func:`over_ram_quality`
 
 Everything here imports TensorFlow only when called, so a new process imports this module fast.
 """
@@ -465,3 +467,140 @@ def interrupted_fit(paths: Sequence[str], targets: Sequence[float], out_size: in
         after_gc, _ = wait_for_workers_to_exit(before, timeout=1.0)
     return {"error": error, "right_after": right_after, "after_wait": after_wait, "after_gc": after_gc,
             "wait_s": wait_s}
+
+
+# -- lesson 07 --------------------------------------------------------------------------------------
+OVER_RAM_ROUTES = {
+    "memmap, read-ahead (lesson 02 as it was)": dict(readahead=True),
+    "memmap, MADV_RANDOM": dict(),
+    "memmap, MADV_RANDOM, 4 worker threads": dict(workers=4),
+    "blocks of 512 rows, shuffled in windows": dict(block_rows=512),
+    "in order (shuffle=False), read-ahead": dict(shuffle=False),
+    "in order (shuffle=False), no read-ahead": dict(shuffle=False, readahead=False),
+}
+"""Lesson 07's streaming routes over a file larger than the page cache: ``MemmapDataset``'s arguments."""
+TFRECORD_ROUTE = "TFRecord shards + interleave + shuffle(2048)"
+"""Lesson 07's tf.data route: the file's rows as TFRecord shards, read sequentially (``shards_dir``)."""
+
+
+def _over_ram_dataset(route: str, x_path: str, y_path: str, batch_size: int, seed: int = 0,
+                      n_rows: int | None = None, shards_dir: str | None = None) -> Any:
+    """The dataset of a lesson-07 route: a ``MemmapDataset`` (:data:`OVER_RAM_ROUTES`) or, for
+    :data:`TFRECORD_ROUTE`, lesson 05's TFRecord reader over the shards in ``shards_dir``."""
+    if route == TFRECORD_ROUTE:
+        from helpers import tfdata
+
+        if shards_dir is None:
+            raise ValueError(f"{route!r} needs shards_dir, the folder of the TFRecord shards")
+        return tfdata.tfrecord_dataset(tfdata.read_manifest(shards_dir), batch_size, seed=seed)
+    from helpers.memmap_dataset import MemmapDataset
+
+    return MemmapDataset(x_path, y_path, batch_size, seed=seed, indices=None if n_rows is None else range(n_rows),
+                         **OVER_RAM_ROUTES[route])
+
+
+def _first_labels(ds: Any, n_batches: int) -> list[np.ndarray]:
+    """The labels of the first ``n_batches`` batches of a route, in the order it serves them."""
+    if hasattr(ds, "batch_indices"):
+        y = np.load(ds.y_path, mmap_mode="r")
+        return [np.asarray(y[ds.batch_indices(i)]) for i in range(min(n_batches, len(ds)))]
+    return [np.asarray(yb) for _, yb in ds.take(n_batches)]
+
+
+def _read_bytes() -> int:
+    with open("/proc/self/io") as f:
+        return int(next(line for line in f if line.startswith("read_bytes")).split()[1])
+
+
+def over_ram_route(route: str, x_path: str, y_path: str, batch_size: int, alone_batches: int, steps: int,
+                   warmup: int, mixing_batches: int = 40, n_rows: int | None = None,
+                   shards_dir: str | None = None) -> dict:
+    """One route of lesson 07 (:data:`OVER_RAM_ROUTES`, :data:`TFRECORD_ROUTE`, or ``"in memory
+    (lesson 01)"``), in this (fresh, usually memory-limited) process: the digits CNN is built first
+    (the baseline), then inside a :class:`MemoryMonitor` the route is read alone (``alone_batches``
+    batches from the start of an epoch) and trained on (``warmup + steps`` steps,
+    ``fit(shuffle=False)``: the dataset orders itself; Keras's shuffle of batch indices would scatter
+    the block windows).
+
+    Returns ``baseline_anon_mb`` (TensorFlow and the model), ``alone_rows_per_s``, ``fit_samples_per_s``,
+    ``read_bytes_per_row_alone`` / ``_fit`` (bytes fetched from storage per row served),
+    ``peak_anon_mb`` (above the baseline), ``label_mixing`` (distinct labels per batch over the first
+    ``mixing_batches`` batches, ÷ a full shuffle's). ``n_rows``: serve only the first rows of the file
+    (a smaller data set from the same file).
+    """
+    import_tensorflow_quietly()
+    from helpers.memory import snapshot
+    from helpers.models import digits_cnn
+    from helpers.order import label_mixing
+    from helpers.throughput import time_fit, time_pipeline, time_pool
+
+    model = digits_cnn()
+    out: dict[str, Any] = {"baseline_anon_mb": snapshot().anon_mb}
+    with MemoryMonitor() as mon:
+        if route == "in memory (lesson 01)":
+            x = np.load(x_path).astype("float32") / 255   # lesson 01's recipe: the whole file in RAM
+            out["fit_samples_per_s"] = time_fit(model, x, np.load(y_path), batch_size=batch_size, steps=steps,
+                                                warmup=warmup).samples_per_s
+        else:
+            ds = _over_ram_dataset(route, x_path, y_path, batch_size, n_rows=n_rows, shards_dir=shards_dir)
+            y_all = np.load(y_path, mmap_mode="r")
+            labels = _first_labels(ds, mixing_batches)
+            out["label_mixing"] = label_mixing(labels, y_all[:n_rows] if n_rows else y_all)
+            workers = OVER_RAM_ROUTES.get(route, {}).get("workers", 1)
+            r0 = _read_bytes()
+            if workers > 1:
+                alone = time_pool(ds, workers=workers, steps=alone_batches, warmup=2)
+            else:
+                alone = time_pipeline(ds, steps=alone_batches, warmup=2)
+            out["alone_rows_per_s"] = alone.samples_per_s
+            out["read_bytes_per_row_alone"] = (_read_bytes() - r0) / ((alone_batches + 2) * batch_size)
+            if hasattr(ds, "on_epoch_end"):
+                ds.on_epoch_end()   # a new epoch: fit does not get the rows just read
+            r0 = _read_bytes()
+            out["fit_samples_per_s"] = time_fit(model, ds, batch_size=batch_size, steps=steps, warmup=warmup,
+                                                shuffle=False).samples_per_s
+            out["read_bytes_per_row_fit"] = (_read_bytes() - r0) / ((steps + warmup) * batch_size)
+    out["peak_anon_mb"] = mon.peak_anon_mb
+    return out
+
+
+def over_ram_quality(route: str, x_path: str, y_path: str, test_x_path: str, test_y_path: str, batch_size: int,
+                     steps: int, seeds: Sequence[int] = (0, 1, 2), shards_dir: str | None = None) -> dict:
+    """What a route's order does to training (lesson 07): for each seed, a new digits CNN trained
+    ``steps`` steps on the route (:data:`OVER_RAM_ROUTES`, shuffled with that seed), then evaluated
+    on the held-out digits. No limit is needed: the order, not the disk, decides the result.
+
+    Returns ``loss`` and ``accuracy`` (one per seed) and ``label_mixing`` of the first 40 batches.
+    """
+    import_tensorflow_quietly()
+    from helpers.models import digits_cnn
+    from helpers.order import label_mixing
+
+    tx = np.load(test_x_path).astype("float32") / 255
+    ty = np.load(test_y_path)
+    y_all = np.load(y_path, mmap_mode="r")
+    out: dict[str, Any] = {"loss": [], "accuracy": []}
+    for seed in seeds:
+        model = digits_cnn(seed)
+        ds = _over_ram_dataset(route, x_path, y_path, batch_size, seed=seed, shards_dir=shards_dir)
+        if "label_mixing" not in out:
+            out["label_mixing"] = label_mixing(_first_labels(ds, 40), y_all)
+        model.fit(ds, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+        loss, accuracy = model.evaluate(tx, ty, batch_size=1024, verbose=0)
+        out["loss"].append(float(loss))
+        out["accuracy"].append(float(accuracy))
+    return out
+
+
+def over_ram_baseline(batch_size: int = 128) -> float:
+    """What a lesson-07 child holds before any data: TensorFlow imported, the digits CNN built and
+    trained a few steps on zeros (its working memory), as anonymous MiB of this process. Run it under
+    a generous limit: the cgroup's peak is the baseline."""
+    import_tensorflow_quietly()
+    from helpers.memory import snapshot
+    from helpers.models import digits_cnn
+
+    model = digits_cnn()
+    zeros = np.zeros((4 * batch_size, 28, 28), np.float32)
+    model.fit(zeros, np.zeros(4 * batch_size, np.uint8), batch_size=batch_size, epochs=1, verbose=0)
+    return snapshot().anon_mb

@@ -324,3 +324,10 @@ def test_a_live_memmap_that_was_read_keeps_its_pages(big_file):
 def test_an_empty_file_has_nothing_cached(tmp_path):
     (tmp_path / "empty").write_bytes(b"")
     assert resident_fraction(tmp_path / "empty") == 0.0 and evict_and_check(tmp_path / "empty") == 0.0
+
+
+def test_the_switch_makes_a_machine_without_cgroups(monkeypatch):
+    """TUTORIAL_NO_CGROUP: a lesson takes its fallback (evicting) here too, so that path is tested."""
+    monkeypatch.setenv(budget.NO_CGROUP_ENV, "1")
+    assert budget.find_memory_cgroup() is None
+    assert budget.NO_CGROUP_ENV in budget.why_no_cgroup()

@@ -125,3 +125,18 @@ def test_first_batches_holds_a_batch_and_measures_it_in_a_fresh_process(fish, tm
     cached = in_fresh_process(first_batches, tfdata.jpeg_dataset, paths, y, 16, 32, cache=str(tmp_path / "c"),
                               epochs=2, count_reads=True)
     assert len(cached["epoch_s"]) == 2 and cached["reads"] == len(paths), "epoch 2 replays the cache file"
+
+
+def test_an_over_ram_route_reports_its_speed_reads_and_mixing(tmp_path):
+    """Lesson 07's route runner (here without a limit): speeds, bytes read per row, a mixed order."""
+    from helpers.datasets import make_sorted_digits
+    from helpers.recipes import TFRECORD_ROUTE, _over_ram_dataset, over_ram_route
+
+    source = make_digits(2_000, tmp_path / "digits", progress=False)
+    big = make_sorted_digits(source, 20_000, tmp_path / "sorted", progress=False)
+    r = in_fresh_process(over_ram_route, "blocks of 512 rows, shuffled in windows", str(big.x_path), str(big.y_path),
+                         64, 5, 5, 2)
+    assert r["alone_rows_per_s"] > 0 and r["fit_samples_per_s"] > 0 and r["read_bytes_per_row_fit"] >= 0
+    assert r["label_mixing"] >= 0.9 and r["peak_anon_mb"] > 0
+    with pytest.raises(ValueError, match="needs shards_dir"):
+        _over_ram_dataset(TFRECORD_ROUTE, str(big.x_path), str(big.y_path), 64)
