@@ -499,6 +499,15 @@ def _over_ram_dataset(route: str, x_path: str, y_path: str, batch_size: int, see
                          **OVER_RAM_ROUTES[route])
 
 
+def tfdata_paths(shards_dir: str | None) -> list[Path]:
+    """The shard files of lesson 07's TFRecord route (none without ``shards_dir``)."""
+    if shards_dir is None:
+        return []
+    from helpers.tfdata import read_manifest
+
+    return list(read_manifest(shards_dir).paths)
+
+
 def _first_labels(ds: Any, n_batches: int) -> list[np.ndarray]:
     """The labels of the first ``n_batches`` batches of a route, in the order it serves them."""
     if hasattr(ds, "batch_indices"):
@@ -512,9 +521,60 @@ def _read_bytes() -> int:
         return int(next(line for line in f if line.startswith("read_bytes")).split()[1])
 
 
+class _PageDropper:
+    """Drops the page cache of a route's files every ``every`` batches: the fallback of lesson 07
+    where no memory cgroup can be made. Pages still mapped by a live memmap are not dropped by
+    ``posix_fadvise``, so the memmap's pages are released first (``madvise(MADV_DONTNEED)``)."""
+
+    def __init__(self, ds: Any, paths: Sequence[str], every: int) -> None:
+        import threading
+
+        self.ds, self.paths, self.every, self.count = ds, list(paths), int(every), 0
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        """One batch served; every ``every`` batches, drop what was read."""
+        import mmap
+
+        from helpers import budget
+
+        with self._lock:
+            self.count += 1
+            if not self.every or self.count % self.every:
+                return
+            mapping = getattr(getattr(self.ds, "_x", None), "_mmap", None)
+            if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+                mapping.madvise(mmap.MADV_DONTNEED)
+            for path in self.paths:
+                budget.evict(path)
+
+
+class _Dropping:
+    """A PyDataset's batches by index, each served through :meth:`_PageDropper.tick`."""
+
+    def __init__(self, ds: Any, dropper: _PageDropper) -> None:
+        self.ds, self.dropper = ds, dropper
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, index: int) -> Any:
+        batch = self.ds[index]
+        self.dropper.tick()
+        return batch
+
+
+def _dropping_iter(ds: Any, dropper: _PageDropper) -> Iterator[Any]:
+    """A tf.data Dataset's batches, each followed by :meth:`_PageDropper.tick` (endless)."""
+    while True:
+        for batch in ds:
+            yield batch
+            dropper.tick()
+
+
 def over_ram_route(route: str, x_path: str, y_path: str, batch_size: int, alone_batches: int, steps: int,
                    warmup: int, mixing_batches: int = 40, n_rows: int | None = None,
-                   shards_dir: str | None = None) -> dict:
+                   shards_dir: str | None = None, evict_every: int = 0) -> dict:
     """One route of lesson 07 (:data:`OVER_RAM_ROUTES`, :data:`TFRECORD_ROUTE`, or ``"in memory
     (lesson 01)"``), in this (fresh, usually memory-limited) process: the digits CNN is built first
     (the baseline), then inside a :class:`MemoryMonitor` the route is read alone (``alone_batches``
@@ -526,7 +586,8 @@ def over_ram_route(route: str, x_path: str, y_path: str, batch_size: int, alone_
     ``read_bytes_per_row_alone`` / ``_fit`` (bytes fetched from storage per row served),
     ``peak_anon_mb`` (above the baseline), ``label_mixing`` (distinct labels per batch over the first
     ``mixing_batches`` batches, ÷ a full shuffle's). ``n_rows``: serve only the first rows of the file
-    (a smaller data set from the same file).
+    (a smaller data set from the same file). ``evict_every``: where no limit holds the page cache
+    down, drop the files' pages every that many batches (0: never).
     """
     import_tensorflow_quietly()
     from helpers.memory import snapshot
@@ -547,18 +608,25 @@ def over_ram_route(route: str, x_path: str, y_path: str, batch_size: int, alone_
             labels = _first_labels(ds, mixing_batches)
             out["label_mixing"] = label_mixing(labels, y_all[:n_rows] if n_rows else y_all)
             workers = OVER_RAM_ROUTES.get(route, {}).get("workers", 1)
+            files = [str(p) for p in tfdata_paths(shards_dir)] if route == TFRECORD_ROUTE else [x_path]
+            dropper = _PageDropper(ds, files, evict_every)
+            served = ds if not evict_every else _Dropping(ds, dropper) if hasattr(ds, "batch_indices") \
+                else _dropping_iter(ds, dropper)
             r0 = _read_bytes()
             if workers > 1:
-                alone = time_pool(ds, workers=workers, steps=alone_batches, warmup=2)
+                alone = time_pool(served, workers=workers, steps=alone_batches, warmup=2)
             else:
-                alone = time_pipeline(ds, steps=alone_batches, warmup=2)
+                alone = time_pipeline(served, steps=alone_batches, warmup=2)
             out["alone_rows_per_s"] = alone.samples_per_s
             out["read_bytes_per_row_alone"] = (_read_bytes() - r0) / ((alone_batches + 2) * batch_size)
             if hasattr(ds, "on_epoch_end"):
                 ds.on_epoch_end()   # a new epoch: fit does not get the rows just read
             r0 = _read_bytes()
+            import keras
+
+            drop = [keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs=None: dropper.tick())] if evict_every else []
             out["fit_samples_per_s"] = time_fit(model, ds, batch_size=batch_size, steps=steps, warmup=warmup,
-                                                shuffle=False).samples_per_s
+                                                shuffle=False, callbacks=drop).samples_per_s
             out["read_bytes_per_row_fit"] = (_read_bytes() - r0) / ((steps + warmup) * batch_size)
     out["peak_anon_mb"] = mon.peak_anon_mb
     return out

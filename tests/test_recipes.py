@@ -140,3 +140,24 @@ def test_an_over_ram_route_reports_its_speed_reads_and_mixing(tmp_path):
     assert r["label_mixing"] >= 0.9 and r["peak_anon_mb"] > 0
     with pytest.raises(ValueError, match="needs shards_dir"):
         _over_ram_dataset(TFRECORD_ROUTE, str(big.x_path), str(big.y_path), 64)
+
+
+def test_the_page_dropper_releases_what_a_memmap_dataset_read(tmp_path):
+    """Lesson 07's fallback without a cgroup: every `every` batches the pages read leave the page
+    cache, although the dataset's memmap still maps them (madvise(MADV_DONTNEED), then fadvise)."""
+    import numpy as np
+
+    from helpers import budget
+    from helpers.memmap_dataset import MemmapDataset
+    from helpers.recipes import _Dropping, _PageDropper
+
+    np.save(tmp_path / "x.npy", np.ones((20_000, 28, 28), np.uint8))
+    np.save(tmp_path / "y.npy", np.zeros(20_000, np.uint8))
+    ds = MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 1000, shuffle=False)
+    for i in range(len(ds)):
+        ds[i]
+    assert budget.resident_fraction(tmp_path / "x.npy") > 0.5, "read: in the page cache"
+    served = _Dropping(ds, _PageDropper(ds, [str(tmp_path / "x.npy")], every=5))
+    for i in range(5):
+        served[i]
+    assert budget.resident_fraction(tmp_path / "x.npy") < 0.05, "dropped after 5 batches, memmap and all"
