@@ -59,7 +59,9 @@ class TableRow:
     dataset_mb: float | None
     time_to_first_batch_s: float | None
     peak_alone: bool = False
-    """The peak is the pipeline's alone (no model), from another record of the same run."""
+    """The peak is the pipeline's alone (no model, a fresh process): from another record of the same
+    run (``peak_from``), or the record's own when it keeps what ``fit`` added apart
+    (``fit_peak_anon_mb``, lesson 06)."""
 
     @property
     def lesson(self) -> str:
@@ -104,7 +106,8 @@ def rows(results: Iterable[dict[str, Any]]) -> list[TableRow]:
                 nb, r["id"], r["pipeline"], row, speed,
                 fraction if ref_kind == "in memory" else None, fraction if ref_kind == "compute ceiling" else None,
                 (min(rounds), max(rounds)) if rounds and len(rounds) > 1 else None,
-                peak, r.get("dataset_mb"), r.get("time_to_first_batch_s"), peak_alone=row.peak_from is not None))
+                peak, r.get("dataset_mb"), r.get("time_to_first_batch_s"),
+                peak_alone=row.peak_from is not None or "fit_peak_anon_mb" in r))
     return out
 
 
