@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENV_VAR = "TUTORIAL_SCALE"
+REPO_URL = "https://github.com/OWNER/keras-larger-than-memory"
+"""The series' repository: the setup cell of every lesson clones it, the badges and the README point
+at it (a test checks they agree). ``OWNER`` is a placeholder until the repository is published."""
 MIB = 2**20
 """Bytes in a MiB: every figure of the series is in MiB."""
 

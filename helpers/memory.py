@@ -22,6 +22,7 @@ Typical use in a lesson::
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -76,6 +77,8 @@ def process_memory_kb(pid: int, shared: bool = True) -> tuple[int, int] | None:
     anonymous figure when nothing is shared, and ~400x cheaper (smaps_rollup walks every page
     table: ~10 ms for a TensorFlow process, which would cap sampling and steal CPU from training).
     """
+    if _forced_rss():
+        return _psutil_rss_kb(pid)
     if shared:
         rollup = read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File"))
         if rollup is not None:
@@ -85,7 +88,36 @@ def process_memory_kb(pid: int, shared: bool = True) -> tuple[int, int] | None:
         return status["RssAnon"], status["RssFile"]
     if sys.platform.startswith("linux") and not os.path.exists(f"/proc/{pid}"):
         return None
-    try:  # macOS, Windows: no split available; rss is an upper bound of anonymous memory
+    return _psutil_rss_kb(pid)
+
+
+RSS_ONLY_ENV = "TUTORIAL_MEMORY"
+"""``rss``: measure as on macOS/Windows (psutil's RSS, no anonymous/file split), so that the
+fallback path of every lesson can be run on Linux too."""
+
+
+def _forced_rss() -> bool:
+    return os.environ.get(RSS_ONLY_ENV, "").strip().lower() == "rss"
+
+
+@functools.lru_cache(maxsize=1)
+def _proc_has_split() -> bool:
+    return read_kb_fields(f"/proc/{os.getpid()}/status", ("RssAnon", "RssFile")) is not None
+
+
+def rss_only() -> bool:
+    """True where only psutil's RSS is available (or ``TUTORIAL_MEMORY=rss`` forces it)."""
+    return _forced_rss() or not _proc_has_split()
+
+
+def has_anon_split() -> bool:
+    """True where anonymous memory is measured apart from file-backed pages (Linux /proc)."""
+    return not rss_only()
+
+
+def _psutil_rss_kb(pid: int) -> tuple[int, int] | None:
+    """macOS, Windows: no split available; rss is an upper bound of anonymous memory."""
+    try:
         info = psutil.Process(pid).memory_info()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
@@ -95,6 +127,8 @@ def process_memory_kb(pid: int, shared: bool = True) -> tuple[int, int] | None:
 def memory_source() -> str:
     """Which counters :func:`process_memory_kb` uses on this machine (said in lessons)."""
     pid = os.getpid()
+    if rss_only():
+        return "psutil rss (upper bound: no anonymous/file split on this OS)"
     if read_kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_File")) is not None:
         return "RssAnon/RssFile (one process) or Pss_Anon/Pss_File (with workers) from /proc"
     if read_kb_fields(f"/proc/{pid}/status", ("RssAnon", "RssFile")) is not None:

@@ -110,18 +110,18 @@ class Row:
         return cls(**value)
 
 
-def _clean(value: Any) -> Any:
+def clean(value: Any) -> Any:
     """Plain JSON values: numpy scalars to Python, floats rounded, NaN to None, rows to dicts."""
     if isinstance(value, Row):
-        return _clean(asdict(value))
+        return clean(asdict(value))
     if hasattr(value, "item") and callable(value.item):
         value = value.item()
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else round(value, 3)
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     return value
 
 
@@ -188,7 +188,7 @@ def record(notebook: str, records: list[dict[str, Any]], scale: Scale | None = N
     out = results_dir(scale) / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     records = [{k: v for k, v in r.items() if not (k == "row" and v is None)} for r in records]  # row=None: a detail
-    payload = {"schema": SCHEMA, "notebook": stem, "scale": scale.name, "records": _clean(records)}
+    payload = {"schema": SCHEMA, "notebook": stem, "scale": scale.name, "records": clean(records)}
     return write_atomic(out, json.dumps(payload, indent=1) + "\n")
 
 

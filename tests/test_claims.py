@@ -1,0 +1,75 @@
+"""helpers.claims: a machine-dependent figure is reported, or raises in a strict run, and is stored."""
+
+import json
+
+import pytest
+
+from helpers import claims, config
+
+
+@pytest.fixture(autouse=True)
+def fresh(monkeypatch):
+    claims.reset()
+    monkeypatch.delenv(claims.ENV, raising=False)
+    monkeypatch.delenv("TUTORIAL_MEMORY", raising=False)
+    yield
+    claims.reset()
+
+
+def test_a_claim_that_holds_prints_one_line(capsys):
+    c = claims.expect("speed", "a memmap trains near in-memory speed", [0.9, 0.95, 0.8], ">=", 0.7, unit="x")
+    assert c.held and c.measured == 0.9 and (c.min, c.max, c.rounds) == (0.8, 0.95, 3)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("claim holds:") and "0.8x-0.95x" in out
+
+
+def test_lenient_run_reports_and_goes_on(capsys):
+    c = claims.expect("speed", "two processes beat one", 0.8, ">=", 1.2, unit="x", reason="one CPU")
+    assert c.held is False
+    out = capsys.readouterr().out
+    assert "DIFFERS HERE" in out and "Likely: one CPU." in out and "goes on" in out
+
+
+def test_strict_run_raises_and_keeps_the_claim(monkeypatch):
+    monkeypatch.setenv(claims.ENV, "strict")
+    with pytest.raises(AssertionError, match="two processes beat one"):
+        claims.expect("speed", "two processes beat one", 0.8, ">=", 1.2)
+    assert claims.kept()[0].held is False
+
+
+def test_a_rerun_replaces_its_entry():
+    claims.expect("a", "x", 1.0, "<", 2.0)
+    claims.expect("b", "y", 1.0, "<", 2.0)
+    claims.expect("a", "x", 3.0, "<", 2.0)
+    assert [(c.id, c.held) for c in claims.kept()] == [("a", False), ("b", True)]
+
+
+def test_anonymous_memory_is_not_measurable_under_the_rss_fallback(monkeypatch, capsys):
+    monkeypatch.setenv("TUTORIAL_MEMORY", "rss")
+    monkeypatch.setenv(claims.ENV, "strict")
+    c = claims.expect("flat", "memory stays flat", 999.0, "<", 10.0, unit="MiB", needs="anon")
+    assert c.held is None and c.measured is None
+    assert "not measurable on this platform" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="op"):
+        claims.expect("a", "x", 1.0, "=>", 2.0)
+    with pytest.raises(ValueError, match="needs"):
+        claims.expect("a", "x", 1.0, ">", 2.0, needs="gpu")
+    with pytest.raises(ValueError, match="no measurement"):
+        claims.expect("a", "x", [], ">", 2.0)
+
+
+def test_finish_prints_the_table_and_stores_the_claims(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    claims.expect("speed", "fast", [1.0, 2.0], ">=", 1.2, unit="x")
+    claims.expect("slow", "slow", 5.0, "<", 1.0)
+    path = claims.finish("99_example")
+    out = capsys.readouterr().out
+    assert "2 claims: 1 hold, 1 differ here, 0 not measurable" in out
+    payload = json.loads(path.read_text())
+    assert payload["records"] == [] and payload["notebook"] == "99_example"
+    assert payload["claims"][0] == {"id": "speed", "text": "fast", "op": ">=", "threshold": 1.2,
+                                    "measured": 1.5, "min": 1.0, "max": 2.0, "rounds": 2, "held": True}
+    assert path.parent == config.results_dir()
