@@ -15,6 +15,10 @@ import platform
 import sys
 from types import ModuleType
 
+START_METHOD_ENV = "TUTORIAL_START_METHOD"
+"""``fork``, ``spawn`` or ``forkserver``: the start method worker processes use in this kernel (e.g.
+``forkserver``, Python 3.14's default on Linux, tried on an older Python). Unset: Python's default."""
+
 MIN_TENSORFLOW = "2.16"
 """The first TensorFlow whose ``tf.keras`` is Keras 3."""
 
@@ -65,6 +69,11 @@ def start() -> tuple[ModuleType, ModuleType, ModuleType]:
 
     claims.reset()
     scale = get_scale()
+    forced = os.environ.get(START_METHOD_ENV, "").strip()
+    if forced:
+        if forced not in multiprocessing.get_all_start_methods():
+            raise ValueError(f"{START_METHOD_ENV}={forced!r}: one of {multiprocessing.get_all_start_methods()}")
+        multiprocessing.set_start_method(forced, force=True)
     method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_context().get_start_method()
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}, "
           f"Python {platform.python_version()} on {where()}: {cpus()} CPUs, {len(gpus)} GPU(s)")
