@@ -3,13 +3,15 @@
 #   bash run.sh series   create .venv, generate the data, execute every notebook in place
 #                        (TUTORIAL_SCALE=default unless set): refreshes outputs and results/,
 #                        then the README's results table (from results/default)
-#   bash run.sh test     create .venv, run the helpers' tests and every notebook with nbval
-#                        (TUTORIAL_SCALE=ci unless set)
+#   bash run.sh test [PATH...]   create .venv, run the helpers' tests and every notebook with nbval
+#                        (TUTORIAL_SCALE=ci unless set; PATHs narrow it, e.g. notebooks)
 #   bash run.sh lab      create .venv, open JupyterLab on notebooks/
-# PYTHON=python3.12 picks the interpreter for .venv (3.10-3.13).
+# PYTHON=python3.12 picks the interpreter for .venv (3.10-3.13); REQUIREMENTS=requirements-colab.txt
+# VENV=.venv-colab installs Colab's package set instead of the newest releases.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${VENV:-.venv}
+REQUIREMENTS=${REQUIREMENTS:-requirements.txt}
 
 setup() {
   if [ ! -x "$VENV/bin/python" ]; then
@@ -18,12 +20,12 @@ setup() {
       f"Python {v[0]}.{v[1]} found; TensorFlow needs 3.10-3.13: PYTHON=python3.12 bash run.sh ...")'
     "$py" -m venv "$VENV"
   fi
-  # reinstall only when requirements.txt changed
+  # reinstall only when the requirements changed
   local stamp="$VENV/.requirements.sha256"
-  local want; want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  local want; want=$(cat "$REQUIREMENTS" requirements.txt | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -r requirements.txt
+    "$VENV/bin/python" -m pip install --quiet -r "$REQUIREMENTS"
     echo "$want" > "$stamp"
   fi
   export PATH="$PWD/$VENV/bin:$PATH" TF_CPP_MIN_LOG_LEVEL=3 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -42,10 +44,13 @@ case "${1:-}" in
     python -m helpers.summary --write-readme   # the README's table, always from results/default
     ;;
   test)
+    shift
+    [ $# -gt 0 ] || set -- tests notebooks
     setup
     export TUTORIAL_SCALE=${TUTORIAL_SCALE:-ci}
     export TUTORIAL_CLAIMS=${TUTORIAL_CLAIMS:-strict}   # a machine-dependent claim that differs fails the run
-    python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env tests notebooks
+    python -c 'import sys, tensorflow as tf, keras; print(f"== Python {sys.version.split()[0]}, TensorFlow {tf.__version__}, Keras {keras.__version__}")'
+    python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env --durations=12 "$@"
     ;;
   lab)
     setup
