@@ -3,8 +3,9 @@
 One concern per module, each importable from a notebook and from a worker process. The whole map:
 
 Foundations
+- :mod:`helpers.session`     :func:`~helpers.session.start`, the end of every lesson's setup cell
 - :mod:`helpers.config`      the scale table (``TUTORIAL_SCALE``), the project's folders, ``MIB``,
-  :func:`~helpers.config.write_atomic` (every small file the series writes)
+  ``REPO_URL``, :func:`~helpers.config.write_atomic` (every small file the series writes)
 - :mod:`helpers.datasets`    deterministic digit arrays and fish JPEGs, generated and written atomically
 - :mod:`helpers.models`      the one digits CNN and the one fish counter of the series
 
@@ -29,6 +30,7 @@ The loaders the lessons build
 - :mod:`helpers.augment`     a CPU-heavy augmentation, in Pillow and in TensorFlow ops (lesson 06)
 
 Results
+- :mod:`helpers.claims`      machine-dependent figures: reported, or raised in the test run; each lesson's table
 - :mod:`helpers.results`     ``results/<scale>/<notebook>.json``: records that say what they are
   (id, and for a main pipeline its :class:`~helpers.results.Row`), validated when written; the kinds
 - :mod:`helpers.summary`     the side-by-side table of every lesson's main pipelines (lesson 09, README)
