@@ -173,9 +173,32 @@ def as_records(claims: list[Claim] | None = None) -> list[dict[str, Any]]:
     return [{k: asdict(c)[k] for k in keys} for c in (kept() if claims is None else claims)]
 
 
+LOG = "claims-log.jsonl"
+"""``results/claims-log.jsonl``: one line per finished lesson run (every scale, every environment),
+appended, never rewritten; :func:`spreads` turns it into ``tests/claim_spreads.json``."""
+
+
+def environment() -> dict[str, Any]:
+    """The facts a claim's figure depends on: versions, CPUs, start method."""
+    import multiprocessing
+    import platform
+    import sys
+
+    env: dict[str, Any] = {"python": platform.python_version(), "cpus": len(os.sched_getaffinity(0))
+                           if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                           "start_method": multiprocessing.get_start_method(allow_none=True)}
+    for name in ("tensorflow", "keras", "numpy"):
+        module = sys.modules.get(name)
+        env[name] = getattr(module, "__version__", None)
+    return env
+
+
 def finish(notebook: str) -> Path:
-    """Print the lesson's claims table and store the claims in its results file (created with no
-    records if the lesson records none). Returns the file. Call it in the lesson's last code cell."""
+    """Print the lesson's claims table, store the claims in its results file (created with no
+    records if the lesson records none) and append them to the log of runs (:data:`LOG`). Returns
+    the results file. Call it in the lesson's last code cell."""
+    import time
+
     from helpers import results
     from helpers.config import get_scale, results_dir, write_atomic
 
@@ -189,4 +212,57 @@ def finish(notebook: str) -> Path:
         payload = {"schema": results.SCHEMA, "notebook": stem, "scale": scale.name, "records": []}
     payload["claims"] = results.clean(as_records())
     path.parent.mkdir(parents=True, exist_ok=True)
+    line = {"notebook": stem, "scale": scale.name, "strict": strict(), "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "env": environment(), "claims": payload["claims"]}
+    with open(path.parent.parent / LOG, "a") as log:
+        log.write(json.dumps(line) + "\n")
     return write_atomic(path, json.dumps(payload, indent=1) + "\n")
+
+
+def spreads(logs: Sequence[Path], scale: str = "ci") -> dict[str, Any]:
+    """What every claim measured over the runs logged in ``logs`` at ``scale``: for each
+    ``notebook/id``, its stated ``op``/``threshold`` (the latest) and one entry per run (median,
+    min, max of its rounds, and the environment). At the ci scale only test runs count (strict:
+    nothing else ran beside them); at another scale every run does."""
+    out: dict[str, Any] = {}
+    for log in logs:
+        for text in Path(log).read_text().splitlines():
+            run = json.loads(text)
+            if run["scale"] != scale or (scale == "ci" and not run["strict"]):
+                continue
+            for c in run["claims"]:
+                if c["held"] is None:
+                    continue
+                entry = out.setdefault(f"{run['notebook']}/{c['id']}", {"runs": []})
+                entry.update(op=c["op"], threshold=c["threshold"], text=c["text"])
+                entry["runs"].append({"measured": c["measured"], "min": c["min"], "max": c["max"],
+                                      "at": run["at"], "env": run["env"]})
+    return dict(sorted(out.items()))
+
+
+def inside_spread(entry: dict[str, Any]) -> bool:
+    """True if a claim's threshold lies within what its runs measured (their rounds' min-max
+    included): a threshold that one more run could cross."""
+    lows = [r["min"] if r["min"] is not None else r["measured"] for r in entry["runs"]]
+    highs = [r["max"] if r["max"] is not None else r["measured"] for r in entry["runs"]]
+    return min(lows) <= entry["threshold"] <= max(highs)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m helpers.claims LOG... [-o tests/claim_spreads.json]``: merge logged runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("logs", nargs="+", type=Path)
+    parser.add_argument("-o", "--out", type=Path, default=Path("tests/claim_spreads.json"))
+    parser.add_argument("--scale", default="ci")
+    args = parser.parse_args(argv)
+    merged = spreads(args.logs, args.scale)
+    args.out.write_text(json.dumps(merged, indent=1) + "\n")
+    inside = [k for k, v in merged.items() if inside_spread(v)]
+    print(f"{len(merged)} claims from {len(args.logs)} logs -> {args.out}; threshold inside the spread: "
+          f"{inside or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -73,3 +73,21 @@ def test_finish_prints_the_table_and_stores_the_claims(tmp_path, monkeypatch, ca
     assert payload["claims"][0] == {"id": "speed", "text": "fast", "op": ">=", "threshold": 1.2,
                                     "measured": 1.5, "min": 1.0, "max": 2.0, "rounds": 2, "held": True}
     assert path.parent == config.results_dir()
+
+
+def test_spreads_merge_the_logged_test_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    monkeypatch.setenv(config.ENV_VAR, "ci")
+    monkeypatch.setenv(claims.ENV, "strict")
+    for rounds in ([1.3, 1.5], [1.1, 1.4], [1.25]):
+        claims.reset()
+        claims.expect("speed", "fast", rounds, ">=", 1.2, unit="x")
+        claims.finish("99_example")
+    monkeypatch.delenv(claims.ENV)
+    claims.finish("99_example")  # not a test run: not counted at the ci scale
+    merged = claims.spreads([tmp_path / "results" / claims.LOG])
+    entry = merged["99_example/speed"]
+    assert len(entry["runs"]) == 3 and entry["threshold"] == 1.2
+    assert claims.inside_spread(entry)  # the second run's rounds went down to 1.1
+    entry["runs"].pop(1)
+    assert not claims.inside_spread(entry)
