@@ -124,6 +124,22 @@ def _psutil_rss_kb(pid: int) -> tuple[int, int] | None:
     return info.rss // 1024, 0
 
 
+def release_freed_memory() -> None:
+    """Give the blocks freed so far back to the system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    glibc keeps blocks a program frees and hands them out again without asking the system, so
+    after large arrays are freed a later allocation can reuse tens of MiB the monitor never sees
+    come back: call this before a baseline and before a last sample that must show what is held."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: macOS, Windows, musl
+        pass
+
+
 def memory_source() -> str:
     """Which counters :func:`process_memory_kb` uses on this machine (said in lessons)."""
     pid = os.getpid()

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers.memory import MemoryMonitor, memory_source, process_tree, snapshot
+from helpers.memory import MemoryMonitor, memory_source, process_tree, release_freed_memory, snapshot
 
 MB = 2**20
 
@@ -16,12 +16,7 @@ MB = 2**20
 def memory_freed_earlier_goes_back():
     """Tests before these freed memory that the allocator may keep and hand out again, unseen by
     the monitor (the artifact lesson 05 measures around): give it back to the system first."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    release_freed_memory()
 
 
 def test_allocating_300mb_is_reported_within_15_percent():
