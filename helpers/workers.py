@@ -117,16 +117,26 @@ def idle_forked_child() -> Iterator[int]:
 # -- worker processes -------------------------------------------------------------------------------
 def worker_processes() -> list[psutil.Process]:
     """Child processes of this one that are running (zombies, already exited, are left out), except
-    multiprocessing's resource tracker and fork server, which serve the whole session."""
-    out = []
+    multiprocessing's resource tracker and fork server, which serve the whole session.
+
+    A worker started by ``forkserver`` is forked from the fork server, so it carries the server's
+    command line: it is told apart by its parent, which is a fork server."""
+    running: dict[int, tuple[psutil.Process, str, int]] = {}
     for child in psutil.Process().children(recursive=True):
         try:
             if child.status() == psutil.STATUS_ZOMBIE:
                 continue
-            cmdline = " ".join(child.cmdline())
+            running[child.pid] = (child, " ".join(child.cmdline()), child.ppid())
         except psutil.NoSuchProcess:
             continue
-        if "resource_tracker" in cmdline or "forkserver" in cmdline:
+
+    def is_server(pid: int) -> bool:
+        _, cmdline, ppid = running[pid]
+        return "multiprocessing.forkserver" in cmdline and not (ppid in running and is_server(ppid))
+
+    out = []
+    for pid, (child, cmdline, _) in running.items():
+        if "multiprocessing.resource_tracker" in cmdline or is_server(pid):
             continue
         out.append(child)
     return out

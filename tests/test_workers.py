@@ -69,3 +69,19 @@ def test_waiting_for_workers_and_watching_them():
     assert wait_for_workers_to_exit(before, timeout=5)[0] == 0
     short.join()
     long.join()
+
+
+def test_workers_of_a_forkserver_pool_are_workers_and_the_server_is_not():
+    # a forkserver worker is forked from the server and carries its command line (Python 3.14's default)
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no forkserver on this platform")
+    before = worker_processes()
+    with multiprocessing.get_context("forkserver").Pool(2) as pool:
+        pids = set(pool.map(_pid, range(4)))
+        found = {p.pid for p in worker_processes()} - {p.pid for p in before}
+        assert pids <= found and len(found) == 2  # the 2 workers, not the fork server
+    assert wait_for_workers_to_exit(before, timeout=5)[0] == 0  # the server stays, and is not counted
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
