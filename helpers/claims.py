@@ -107,8 +107,9 @@ def measurable(needs: str | None) -> str | None:
 
 
 def expect(claim_id: str, text: str, value: float | Sequence[float], op: str, threshold: float, *,
-           unit: str = "", reason: str = "", needs: str | None = None) -> Claim:
-    """Check one machine-dependent figure; print one line; keep it for :func:`finish`.
+           unit: str = "", reason: str = "", needs: str | None = None) -> None:
+    """Check one machine-dependent figure; print one line; keep it for :func:`finish` (and
+    :func:`kept`; nothing is returned, so a cell that ends with a claim shows only its line).
 
     ``value`` is one measurement or the list of interleaved rounds (their median is compared, their
     min-max is shown). ``op`` is one of ``>=``, ``>``, ``<=``, ``<``. ``reason``: the likely reason
@@ -135,7 +136,6 @@ def expect(claim_id: str, text: str, value: float | Sequence[float], op: str, th
     print(claim.line())
     if claim.held is False and strict():
         raise ClaimError(claim.line())
-    return claim
 
 
 def kept() -> list[Claim]:

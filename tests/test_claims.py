@@ -17,14 +17,16 @@ def fresh(monkeypatch):
 
 
 def test_a_claim_that_holds_prints_one_line(capsys):
-    c = claims.expect("speed", "a memmap trains near in-memory speed", [0.9, 0.95, 0.8], ">=", 0.7, unit="x")
+    assert claims.expect("speed", "a memmap trains near in-memory speed", [0.9, 0.95, 0.8], ">=", 0.7, unit="x") is None
+    c = claims.kept()[-1]
     assert c.held and c.measured == 0.9 and (c.min, c.max, c.rounds) == (0.8, 0.95, 3)
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith("claim holds:") and "0.8x-0.95x" in out
 
 
 def test_lenient_run_reports_and_goes_on(capsys):
-    c = claims.expect("speed", "two processes beat one", 0.8, ">=", 1.2, unit="x", reason="one CPU")
+    claims.expect("speed", "two processes beat one", 0.8, ">=", 1.2, unit="x", reason="one CPU")
+    c = claims.kept()[-1]
     assert c.held is False
     out = capsys.readouterr().out
     assert "DIFFERS HERE" in out and "Likely: one CPU." in out and "goes on" in out
@@ -47,7 +49,8 @@ def test_a_rerun_replaces_its_entry():
 def test_anonymous_memory_is_not_measurable_under_the_rss_fallback(monkeypatch, capsys):
     monkeypatch.setenv("TUTORIAL_MEMORY", "rss")
     monkeypatch.setenv(claims.ENV, "strict")
-    c = claims.expect("flat", "memory stays flat", 999.0, "<", 10.0, unit="MiB", needs="anon")
+    claims.expect("flat", "memory stays flat", 999.0, "<", 10.0, unit="MiB", needs="anon")
+    c = claims.kept()[-1]
     assert c.held is None and c.measured is None
     assert "not measurable on this platform" in capsys.readouterr().out
 
