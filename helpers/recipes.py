@@ -12,7 +12,7 @@ process starts each from the same point. :func:`in_fresh_process` runs any funct
 - any pipeline alone, its first batch and peak: :func:`first_batches` (lessons 05, 06)
 - lesson 05: :func:`shuffle_buffer_cost`; the input routes (:data:`DIGIT_ROUTES`, :data:`FISH_ROUTES`)
   built by name (:func:`digit_route`, :func:`fish_route`: the lesson times the same objects alone)
-  and timed inside ``fit`` (:func:`fit_route`)
+  and timed inside ``fit`` (:func:`fit_route`, round by round over routes: :func:`fit_routes_interleaved`)
 - lesson 06: :func:`fit_with_start_methods`, :func:`interrupted_fit`
 - lesson 07 (under a memory limit, with :mod:`helpers.budget`): :data:`OVER_RAM_ROUTES`, :func:`over_ram_baseline`,
   :func:`over_ram_route`, :func:`over_ram_quality`
@@ -385,6 +385,30 @@ def fit_route(task: str, route: str, scale_name: str, steps: int, warmup: int, r
             speeds.append(timing.samples_per_s)
     first = mon.stages()[0]
     return {"samples_per_s": float(np.median(speeds)), "rounds_samples_per_s": speeds, "peak_anon_mb": first.peak_mb}
+
+
+def fit_routes_interleaved(task: str, routes: Sequence[str], scale_name: str, steps: int, warmup: int,
+                           rounds: int = 2) -> dict[str, dict]:
+    """:func:`fit_route` for each of ``routes`` in turn, ``rounds`` times over (round 1 of every route,
+    then round 2 of every route, ...), each run in a fresh process: whatever the machine does meanwhile
+    (other load, clock, caches) falls on every route of a round alike, and a ratio of two routes is
+    taken round by round.
+
+    Returns, per route: ``samples_per_s`` (the median of its rounds), ``rounds_samples_per_s`` (in
+    round order, aligned across routes) and ``peak_anon_mb`` (the largest of its rounds' peaks, each
+    measured in a fresh process) with ``rounds_peak_anon_mb``.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, not {rounds}")
+    speeds: dict[str, list[float]] = {name: [] for name in routes}
+    peaks: dict[str, list[float]] = {name: [] for name in routes}
+    for _ in range(rounds):
+        for name in routes:
+            r = in_fresh_process(fit_route, task, name, scale_name, steps, warmup, rounds=1)
+            speeds[name].append(r["samples_per_s"])
+            peaks[name].append(r["peak_anon_mb"])
+    return {name: {"samples_per_s": float(np.median(speeds[name])), "rounds_samples_per_s": speeds[name],
+                   "peak_anon_mb": max(peaks[name]), "rounds_peak_anon_mb": peaks[name]} for name in routes}
 
 
 # -- lesson 06 --------------------------------------------------------------------------------------

@@ -161,3 +161,21 @@ def test_the_page_dropper_releases_what_a_memmap_dataset_read(tmp_path):
     for i in range(5):
         served[i]
     assert budget.resident_fraction(tmp_path / "x.npy") < 0.05, "dropped after 5 batches, memmap and all"
+
+
+def test_fit_routes_interleaved_runs_round_by_round(monkeypatch):
+    import helpers.recipes as recipes
+    calls = []
+
+    def fake(func, task, name, scale_name, steps, warmup, rounds):
+        assert func is recipes.fit_route and rounds == 1
+        calls.append(name)
+        return {"samples_per_s": 100.0 * len(calls), "peak_anon_mb": float(len(calls))}
+
+    monkeypatch.setattr(recipes, "in_fresh_process", fake)
+    r = recipes.fit_routes_interleaved("digits", ["a", "b"], "ci", 4, 1, rounds=3)
+    assert calls == ["a", "b"] * 3
+    assert r["a"]["rounds_samples_per_s"] == [100.0, 300.0, 500.0] and r["a"]["samples_per_s"] == 300.0
+    assert r["b"]["peak_anon_mb"] == 6.0 and r["b"]["rounds_peak_anon_mb"] == [2.0, 4.0, 6.0]
+    with pytest.raises(ValueError, match="at least 1"):
+        recipes.fit_routes_interleaved("digits", ["a"], "ci", 4, 1, rounds=0)
