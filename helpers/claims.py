@@ -193,10 +193,11 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def finish(notebook: str) -> Path:
+def finish(notebook: str) -> None:
     """Print the lesson's claims table, store the claims in its results file (created with no
-    records if the lesson records none) and append them to the log of runs (:data:`LOG`). Returns
-    the results file. Call it in the lesson's last code cell."""
+    records if the lesson records none; the last line printed names it) and append them to the log
+    of runs (:data:`LOG`). Call it in the lesson's last code cell: it returns nothing, so the cell
+    shows only what it prints."""
     import time
 
     from helpers import results
@@ -216,7 +217,8 @@ def finish(notebook: str) -> Path:
             "env": environment(), "claims": payload["claims"]}
     with open(path.parent.parent / LOG, "a") as log:
         log.write(json.dumps(line) + "\n")
-    return write_atomic(path, json.dumps(payload, indent=1) + "\n")
+    write_atomic(path, json.dumps(payload, indent=1) + "\n")
+    print(f"claims stored in {path.parent.parent.name}/{path.parent.name}/{path.name}")
 
 
 def spreads(logs: Sequence[Path], scale: str = "ci") -> dict[str, Any]:

@@ -68,9 +68,11 @@ def test_finish_prints_the_table_and_stores_the_claims(tmp_path, monkeypatch, ca
     monkeypatch.setattr(config, "project_root", lambda: tmp_path)
     claims.expect("speed", "fast", [1.0, 2.0], ">=", 1.2, unit="x")
     claims.expect("slow", "slow", 5.0, "<", 1.0)
-    path = claims.finish("99_example")
+    assert claims.finish("99_example") is None   # a notebook cell ending with it shows only its lines
     out = capsys.readouterr().out
     assert "2 claims: 1 hold, 1 differ here, 0 not measurable" in out
+    path = config.results_dir() / "99_example.json"
+    assert out.rstrip().endswith(f"claims stored in results/{path.parent.name}/{path.name}")
     payload = json.loads(path.read_text())
     assert payload["records"] == [] and payload["notebook"] == "99_example"
     assert payload["claims"][0] == {"id": "speed", "text": "fast", "op": ">=", "threshold": 1.2,
