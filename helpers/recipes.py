@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.pool
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +42,16 @@ T = TypeVar("T")
 
 
 # -- the runner ---------------------------------------------------------------------------------
-def _call_and_send(conn: Any, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-    """Body of :func:`in_fresh_process`'s child: send ``(True, result)`` or ``(False, exception)``."""
+def _call_and_send(conn: Any, func: Callable[..., Any] | bytes, args: tuple = (), kwargs: dict | None = None) -> None:
+    """Body of :func:`in_fresh_process`'s child: send ``(True, result)`` or ``(False, exception)``.
+
+    ``func`` may be the pickled ``(func, args, kwargs)``: it is unpickled here with TensorFlow's
+    start-up log hidden, since unpickling may import a module that imports TensorFlow."""
     try:
-        reply: tuple[bool, Any] = (True, func(*args, **kwargs))
+        if isinstance(func, bytes):
+            with quiet_stderr():
+                func, args, kwargs = pickle.loads(func)
+        reply: tuple[bool, Any] = (True, func(*args, **(kwargs or {})))
     except Exception as exc:  # noqa: BLE001 - raised again in the parent
         reply = (False, exc)
     try:
@@ -64,7 +71,9 @@ def in_fresh_process(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_call_and_send, args=(send, func, args, kwargs), name="in_fresh_process")
+    # pickled here, unpickled in the child with TensorFlow's start-up log hidden (see _call_and_send)
+    payload = pickle.dumps((func, args, kwargs))
+    child = ctx.Process(target=_call_and_send, args=(send, payload), name="in_fresh_process")
     child.start()
     send.close()  # only the child writes: recv() ends with EOFError if it dies without replying
     try:
