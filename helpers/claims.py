@@ -221,12 +221,14 @@ def finish(notebook: str) -> None:
     print(f"claims stored in {path.parent.parent.name}/{path.parent.name}/{path.name}")
 
 
-def spreads(logs: Sequence[Path], scale: str = "ci") -> dict[str, Any]:
+def spreads(logs: Sequence[Path], scale: str = "ci", previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """What every claim measured over the runs logged in ``logs`` at ``scale``: for each
     ``notebook/id``, its stated ``op``/``threshold`` (the latest) and one entry per run (median,
     min, max of its rounds, and the environment). At the ci scale only test runs count (strict:
-    nothing else ran beside them); at another scale every run does."""
-    out: dict[str, Any] = {}
+    nothing else ran beside them); at another scale every run does. ``previous`` (an earlier
+    result of this function) keeps the runs recorded before, whose logs may be gone; a run
+    already there (the same figures, time and environment) is not added twice."""
+    out: dict[str, Any] = json.loads(json.dumps(previous)) if previous else {}
     for log in logs:
         for text in Path(log).read_text().splitlines():
             run = json.loads(text)
@@ -237,8 +239,10 @@ def spreads(logs: Sequence[Path], scale: str = "ci") -> dict[str, Any]:
                     continue
                 entry = out.setdefault(f"{run['notebook']}/{c['id']}", {"runs": []})
                 entry.update(op=c["op"], threshold=c["threshold"], text=c["text"])
-                entry["runs"].append({"measured": c["measured"], "min": c["min"], "max": c["max"],
-                                      "at": run["at"], "env": run["env"]})
+                record = {"measured": c["measured"], "min": c["min"], "max": c["max"], "at": run["at"],
+                          "env": run["env"]}
+                if record not in entry["runs"]:
+                    entry["runs"].append(record)
     return dict(sorted(out.items()))
 
 
@@ -251,15 +255,17 @@ def inside_spread(entry: dict[str, Any]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m helpers.claims LOG... [-o tests/claim_spreads.json]``: merge logged runs."""
+    """``python -m helpers.claims LOG... [-o tests/claim_spreads.json] [--add]``: merge logged runs."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("logs", nargs="+", type=Path)
     parser.add_argument("-o", "--out", type=Path, default=Path("tests/claim_spreads.json"))
     parser.add_argument("--scale", default="ci")
+    parser.add_argument("--add", action="store_true", help="keep the runs already in --out and add these")
     args = parser.parse_args(argv)
-    merged = spreads(args.logs, args.scale)
+    previous = json.loads(args.out.read_text()) if args.add and args.out.exists() else None
+    merged = spreads(args.logs, args.scale, previous)
     args.out.write_text(json.dumps(merged, indent=1) + "\n")
     inside = [k for k, v in merged.items() if inside_spread(v)]
     print(f"{len(merged)} claims from {len(args.logs)} logs -> {args.out}; threshold inside the spread: "

@@ -96,3 +96,23 @@ def test_spreads_merge_the_logged_test_runs(tmp_path, monkeypatch):
     assert claims.inside_spread(entry)  # the second run's rounds went down to 1.1
     entry["runs"].pop(1)
     assert not claims.inside_spread(entry)
+
+
+def test_spreads_keep_the_runs_recorded_before(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    monkeypatch.setenv(config.ENV_VAR, "ci")
+    monkeypatch.setenv(claims.ENV, "strict")
+    log = tmp_path / "results" / claims.LOG
+    claims.expect("speed", "fast", [1.3, 1.5], ">=", 1.2, unit="x")
+    claims.finish("99_example")
+    first = claims.spreads([log])
+    log.unlink()                                   # the first run's log is gone, its record stays
+    claims.reset()
+    claims.expect("speed", "fast", [1.6], ">=", 1.1, unit="x")
+    claims.finish("99_example")
+    merged = claims.spreads([log], previous=first)
+    entry = merged["99_example/speed"]
+    assert [r["measured"] for r in entry["runs"]] == [1.4, 1.6] and entry["threshold"] == 1.1
+    assert claims.spreads([log], previous=merged) == merged      # the same log twice: nothing added
+    assert len(first["99_example/speed"]["runs"]) == 1           # previous is not changed
+
