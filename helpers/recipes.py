@@ -42,16 +42,14 @@ T = TypeVar("T")
 
 
 # -- the runner ---------------------------------------------------------------------------------
-def _call_and_send(conn: Any, func: Callable[..., Any] | bytes, args: tuple = (), kwargs: dict | None = None) -> None:
-    """Body of :func:`in_fresh_process`'s child: send ``(True, result)`` or ``(False, exception)``.
-
-    ``func`` may be the pickled ``(func, args, kwargs)``: it is unpickled here with TensorFlow's
-    start-up log hidden, since unpickling may import a module that imports TensorFlow."""
+def _call_and_send(conn: Any, payload: bytes) -> None:
+    """Body of :func:`in_fresh_process`'s child: unpickle ``(func, args, kwargs)`` with TensorFlow's
+    start-up log hidden (unpickling may import a module that imports TensorFlow), call it, and send
+    ``(True, result)`` or ``(False, exception)``."""
     try:
-        if isinstance(func, bytes):
-            with quiet_stderr():
-                func, args, kwargs = pickle.loads(func)
-        reply: tuple[bool, Any] = (True, func(*args, **(kwargs or {})))
+        with quiet_stderr():
+            func, args, kwargs = pickle.loads(payload)
+        reply: tuple[bool, Any] = (True, func(*args, **kwargs))
     except Exception as exc:  # noqa: BLE001 - raised again in the parent
         reply = (False, exc)
     try:
