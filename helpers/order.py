@@ -14,6 +14,8 @@ processes, shuffling), ``model.predict`` then returns the indices in the order t
   append-only log file (:func:`read_log`)
 - :class:`Recorder` and :func:`identity_model`: the model that returns its input, optionally
   recording every batch it receives (to see what ``fit`` feeds it)
+- :class:`SlowStep`: a callback that makes each ``predict`` step take a set time, as a real
+  model's step does (the identity model's step takes well under a millisecond)
 
 Everything here is module-level so that worker processes can unpickle it under ``spawn`` and
 ``forkserver`` too (a class defined in a notebook lives in ``__main__``, which a fresh
@@ -234,6 +236,25 @@ def identity_model(recorder: Recorder | None = None) -> keras.Model:
     model = keras.Model(inputs, outputs, name="identity")
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse", run_eagerly=recorder is not None)
     return model
+
+
+class SlowStep(keras.callbacks.Callback):
+    """Sleeps ``seconds`` after every ``predict`` batch: a stand-in for a model whose step takes time.
+
+    The identity model's step is so short that ``predict(steps=2)`` may return before tf.data's
+    prefetch thread has run at all. A real model's step takes milliseconds to seconds, and the
+    prefetch thread pulls the next batches in the meantime. ``time.sleep`` releases the GIL, so the
+    thread that calls the generator can run during the sleep.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"SlowStep: seconds must be >= 0, got {seconds}")
+        super().__init__()
+        self.seconds = seconds
+
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        time.sleep(self.seconds)
 
 
 def as_ints(predictions: np.ndarray) -> list[int]:

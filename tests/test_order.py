@@ -5,6 +5,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from helpers import order
 from helpers.order import (
     IndexDataset,
     Recorder,
+    SlowStep,
     as_ints,
     cycling_generator,
     cycling_generator_reset,
@@ -152,3 +154,15 @@ def test_batch_labels_reads_a_pydataset_by_index_and_a_dataset_by_iteration():
     assert [b.tolist() for b in order.batch_labels(Indexed(), 4)] == [[0, 0], [1, 1], [2, 2], [0, 0]]
     ds = tf.data.Dataset.from_tensor_slices((np.zeros((6, 1)), np.arange(6))).batch(4)
     assert [b.tolist() for b in order.batch_labels(ds, 3)] == [[0, 1, 2, 3], [4, 5], [0, 1, 2, 3]]
+
+
+def test_slow_step_makes_each_predict_step_take_its_time_and_lets_prefetch_read_ahead():
+    served: list[list[int]] = []
+    model = identity_model()
+    started = time.perf_counter()
+    out = as_ints(model.predict(cycling_generator(7, served=served), steps=2, verbose=0, callbacks=[SlowStep(0.2)]))
+    assert time.perf_counter() - started >= 0.4
+    assert out == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3]
+    assert len(served) > 2, "prefetch pulled at least one batch beyond the two used"
+    with pytest.raises(ValueError, match="seconds must be >= 0"):
+        SlowStep(-1)
