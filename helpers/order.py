@@ -15,7 +15,7 @@ processes, shuffling), ``model.predict`` then returns the indices in the order t
 - :class:`Recorder` and :func:`identity_model`: the model that returns its input, optionally
   recording every batch it receives (to see what ``fit`` feeds it)
 - :class:`SlowStep`: a callback that makes each ``predict`` step take a set time, as a real
-  model's step does (the identity model's step takes well under a millisecond)
+  model's step does (the identity model's step takes almost no time)
 
 Everything here is module-level so that worker processes can unpickle it under ``spawn`` and
 ``forkserver`` too (a class defined in a notebook lives in ``__main__``, which a fresh

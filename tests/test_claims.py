@@ -115,4 +115,3 @@ def test_spreads_keep_the_runs_recorded_before(tmp_path, monkeypatch):
     assert [r["measured"] for r in entry["runs"]] == [1.4, 1.6] and entry["threshold"] == 1.1
     assert claims.spreads([log], previous=merged) == merged      # the same log twice: nothing added
     assert len(first["99_example/speed"]["runs"]) == 1           # previous is not changed
-
