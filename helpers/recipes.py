@@ -359,10 +359,16 @@ def fish_route(name: str, scale: Scale, steps: int, cache_file: str | os.PathLik
     return Route(name, ds, batch_size=b, fit_kwargs={"shuffle": False})
 
 
+LATER_WARMUP = 2
+"""Steps :func:`fit_route` excludes from its later rounds: the model is traced and the data warm by then;
+only a new iterator's first batches remain."""
+
+
 def fit_route(task: str, route: str, scale_name: str, steps: int, warmup: int, rounds: int = 2) -> dict:
     """Build the model, then (inside a :class:`MemoryMonitor`) the route of ``task`` (``"digits"`` or
     ``"fish"``) at the scale ``scale_name``, and time ``fit`` on it ``rounds`` times with the series'
-    protocol (:func:`helpers.throughput.time_fit`, ``warmup`` + ``steps`` steps).
+    protocol (:func:`helpers.throughput.time_fit`, ``warmup`` + ``steps`` steps; from round 2 on, at
+    most :data:`LATER_WARMUP` steps of warm-up).
 
     Returns ``samples_per_s`` (the median of the rounds), ``rounds_samples_per_s`` (each round, for
     the spread) and ``peak_anon_mb``: what building the route and the first round of
@@ -387,34 +393,43 @@ def fit_route(task: str, route: str, scale_name: str, steps: int, warmup: int, r
         for k in range(rounds):
             if k:
                 mon.mark(f"round {k + 1}")
-            timing = time_fit(model, r.data, r.y, batch_size=scale.batch_size, steps=steps, warmup=warmup,
-                              **r.fit_kwargs)
+            timing = time_fit(model, r.data, r.y, batch_size=scale.batch_size, steps=steps,
+                              warmup=warmup if k == 0 else min(warmup, LATER_WARMUP), **r.fit_kwargs)
             speeds.append(timing.samples_per_s)
     first = mon.stages()[0]
     return {"samples_per_s": float(np.median(speeds)), "rounds_samples_per_s": speeds, "peak_anon_mb": first.peak_mb}
 
 
 def fit_routes_interleaved(task: str, routes: Sequence[str], scale_name: str, steps: int, warmup: int,
-                           rounds: int = 2) -> dict[str, dict]:
+                           rounds: int = 2, windows: int = 1) -> dict[str, dict]:
     """:func:`fit_route` for each of ``routes`` in turn, ``rounds`` times over (round 1 of every route,
     then round 2 of every route, ...), each run in a fresh process: whatever the machine does meanwhile
     (other load, clock, caches) falls on every route of a round alike, and a ratio of two routes is
     taken round by round.
 
+    Each process times ``windows`` windows of ``steps`` steps one after the other, and its round's
+    figure is the fastest window: a pause of the machine (another program, a virtual machine's stolen
+    time) only slows a window down, so the fastest is the one it touched least.
+
     Returns, per route: ``samples_per_s`` (the median of its rounds), ``rounds_samples_per_s`` (in
-    round order, aligned across routes) and ``peak_anon_mb`` (the largest of its rounds' peaks, each
-    measured in a fresh process) with ``rounds_peak_anon_mb``.
+    round order, aligned across routes), ``rounds_windows_samples_per_s`` (every window of every
+    round) and ``peak_anon_mb`` (the largest of its rounds' peaks, each measured in a fresh process)
+    with ``rounds_peak_anon_mb``.
     """
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, not {rounds}")
+    if rounds < 1 or windows < 1:
+        raise ValueError(f"rounds ({rounds}) and windows ({windows}) must be at least 1")
     speeds: dict[str, list[float]] = {name: [] for name in routes}
+    all_windows: dict[str, list[list[float]]] = {name: [] for name in routes}
     peaks: dict[str, list[float]] = {name: [] for name in routes}
     for _ in range(rounds):
         for name in routes:
-            r = in_fresh_process(fit_route, task, name, scale_name, steps, warmup, rounds=1)
-            speeds[name].append(r["samples_per_s"])
+            r = in_fresh_process(fit_route, task, name, scale_name, steps, warmup, rounds=windows)
+            timed = r.get("rounds_samples_per_s", [r["samples_per_s"]])
+            speeds[name].append(max(timed))
+            all_windows[name].append(list(timed))
             peaks[name].append(r["peak_anon_mb"])
     return {name: {"samples_per_s": float(np.median(speeds[name])), "rounds_samples_per_s": speeds[name],
+                   "rounds_windows_samples_per_s": all_windows[name],
                    "peak_anon_mb": max(peaks[name]), "rounds_peak_anon_mb": peaks[name]} for name in routes}
 
 

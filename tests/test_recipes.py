@@ -170,7 +170,8 @@ def test_fit_routes_interleaved_runs_round_by_round(monkeypatch):
     def fake(func, task, name, scale_name, steps, warmup, rounds):
         assert func is recipes.fit_route and rounds == 1
         calls.append(name)
-        return {"samples_per_s": 100.0 * len(calls), "peak_anon_mb": float(len(calls))}
+        return {"samples_per_s": 100.0 * len(calls), "rounds_samples_per_s": [100.0 * len(calls)],
+                "peak_anon_mb": float(len(calls))}
 
     monkeypatch.setattr(recipes, "in_fresh_process", fake)
     r = recipes.fit_routes_interleaved("digits", ["a", "b"], "ci", 4, 1, rounds=3)
@@ -179,3 +180,21 @@ def test_fit_routes_interleaved_runs_round_by_round(monkeypatch):
     assert r["b"]["peak_anon_mb"] == 6.0 and r["b"]["rounds_peak_anon_mb"] == [2.0, 4.0, 6.0]
     with pytest.raises(ValueError, match="at least 1"):
         recipes.fit_routes_interleaved("digits", ["a"], "ci", 4, 1, rounds=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        recipes.fit_routes_interleaved("digits", ["a"], "ci", 4, 1, windows=0)
+
+
+def test_fit_routes_interleaved_keeps_each_rounds_fastest_window(monkeypatch):
+    import helpers.recipes as recipes
+    windows = iter([[50.0, 90.0], [80.0, 20.0], [70.0, 75.0], [10.0, 60.0]])
+
+    def fake(func, task, name, scale_name, steps, warmup, rounds):
+        assert rounds == 2, "each process times the windows asked for"
+        timed = next(windows)
+        return {"samples_per_s": sorted(timed)[0], "rounds_samples_per_s": timed, "peak_anon_mb": 1.0}
+
+    monkeypatch.setattr(recipes, "in_fresh_process", fake)
+    r = recipes.fit_routes_interleaved("digits", ["a", "b"], "ci", 4, 1, rounds=2, windows=2)
+    assert r["a"]["rounds_samples_per_s"] == [90.0, 75.0] and r["b"]["rounds_samples_per_s"] == [80.0, 60.0]
+    assert r["a"]["rounds_windows_samples_per_s"] == [[50.0, 90.0], [70.0, 75.0]]
+    assert r["a"]["samples_per_s"] == 82.5
