@@ -221,21 +221,29 @@ def finish(notebook: str) -> None:
     print(f"claims stored in {path.parent.parent.name}/{path.parent.name}/{path.name}")
 
 
-def spreads(logs: Sequence[Path], scale: str = "ci", previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def spreads(logs: Sequence[Path], scale: str = "ci", previous: dict[str, Any] | None = None,
+            drop: Sequence[str] = ()) -> dict[str, Any]:
     """What every claim measured over the runs logged in ``logs`` at ``scale``: for each
     ``notebook/id``, its stated ``op``/``threshold`` (the latest) and one entry per run (median,
     min, max of its rounds, and the environment). At the ci scale only test runs count (strict:
     nothing else ran beside them); at another scale every run does. ``previous`` (an earlier
     result of this function) keeps the runs recorded before, whose logs may be gone; a run
-    already there (the same figures, time and environment) is not added twice."""
+    already there (the same figures, time and environment) is not added twice. ``drop``: the
+    ``notebook/id`` of claims whose measurement changed (or that are gone): their runs, recorded
+    before or in ``logs``, measured something else and are left out; runs logged later count again."""
+    unknown = [key for key in drop if "/" not in key]
+    if unknown:
+        raise ValueError(f"drop takes notebook/id keys, e.g. '05_tf_data/overtake-happens': {unknown}")
     out: dict[str, Any] = json.loads(json.dumps(previous)) if previous else {}
+    for key in drop:
+        out.pop(key, None)
     for log in logs:
         for text in Path(log).read_text().splitlines():
             run = json.loads(text)
             if run["scale"] != scale or (scale == "ci" and not run["strict"]):
                 continue
             for c in run["claims"]:
-                if c["held"] is None:
+                if c["held"] is None or f"{run['notebook']}/{c['id']}" in drop:
                     continue
                 entry = out.setdefault(f"{run['notebook']}/{c['id']}", {"runs": []})
                 entry.update(op=c["op"], threshold=c["threshold"], text=c["text"])
@@ -255,7 +263,8 @@ def inside_spread(entry: dict[str, Any]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m helpers.claims LOG... [-o tests/claim_spreads.json] [--add]``: merge logged runs."""
+    """``python -m helpers.claims LOG... [-o tests/claim_spreads.json] [--add] [--drop NOTEBOOK/ID]...``:
+    merge logged runs."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -263,9 +272,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("-o", "--out", type=Path, default=Path("tests/claim_spreads.json"))
     parser.add_argument("--scale", default="ci")
     parser.add_argument("--add", action="store_true", help="keep the runs already in --out and add these")
+    parser.add_argument("--drop", action="append", default=[], metavar="NOTEBOOK/ID",
+                        help="a claim whose measurement changed or that is gone: leave its runs out (repeatable)")
     args = parser.parse_args(argv)
     previous = json.loads(args.out.read_text()) if args.add and args.out.exists() else None
-    merged = spreads(args.logs, args.scale, previous)
+    merged = spreads(args.logs, args.scale, previous, drop=args.drop)
     args.out.write_text(json.dumps(merged, indent=1) + "\n")
     inside = [k for k, v in merged.items() if inside_spread(v)]
     print(f"{len(merged)} claims from {len(args.logs)} logs -> {args.out}; threshold inside the spread: "

@@ -115,3 +115,26 @@ def test_spreads_keep_the_runs_recorded_before(tmp_path, monkeypatch):
     assert [r["measured"] for r in entry["runs"]] == [1.4, 1.6] and entry["threshold"] == 1.1
     assert claims.spreads([log], previous=merged) == merged      # the same log twice: nothing added
     assert len(first["99_example/speed"]["runs"]) == 1           # previous is not changed
+
+
+def test_spreads_drop_the_runs_of_a_changed_claim(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    monkeypatch.setenv(config.ENV_VAR, "ci")
+    monkeypatch.setenv(claims.ENV, "strict")
+    log = tmp_path / "results" / claims.LOG
+    claims.expect("speed", "fast", [0.9, 1.5], ">=", 1.0, unit="x")   # measured the old way
+    claims.expect("other", "small", [2.0], "<", 3.0, unit="x")
+    claims.finish("99_example")
+    before = claims.spreads([log])
+    merged = claims.spreads([log], previous=before, drop=["99_example/speed"])
+    assert "99_example/speed" not in merged, "neither the recorded runs nor the log's count"
+    assert merged["99_example/other"] == before["99_example/other"]
+    claims.reset()
+    claims.expect("speed", "fast", [1.4, 1.6], ">=", 1.0, unit="x")   # measured the new way, logged later
+    claims.finish("99_example")
+    log2 = tmp_path / "later.jsonl"
+    log2.write_text(log.read_text().splitlines()[-1] + "\n")
+    again = claims.spreads([log2], previous=merged)
+    assert [r["measured"] for r in again["99_example/speed"]["runs"]] == [1.5]
+    with pytest.raises(ValueError, match="notebook/id"):
+        claims.spreads([log], drop=["speed"])
