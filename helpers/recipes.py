@@ -620,7 +620,7 @@ def _dropping_iter(ds: Any, dropper: _PageDropper) -> Iterator[Any]:
 
 def over_ram_route(route: str, x_path: str, y_path: str, batch_size: int, alone_batches: int, steps: int,
                    warmup: int, mixing_batches: int = 40, n_rows: int | None = None,
-                   shards_dir: str | None = None, evict_every: int = 0) -> dict:
+                   shards_dir: str | None = None, evict_every: int = 0, fit_windows: int = 1) -> dict:
     """One route of lesson 07 (:data:`OVER_RAM_ROUTES`, :data:`TFRECORD_ROUTE`, or ``"in memory
     (lesson 01)"``), in this (fresh, usually memory-limited) process: the digits CNN is built first
     (the baseline), then inside a :class:`MemoryMonitor` the route is read alone (``alone_batches``
@@ -633,8 +633,18 @@ def over_ram_route(route: str, x_path: str, y_path: str, batch_size: int, alone_
     ``peak_anon_mb`` (above the baseline), ``label_mixing`` (distinct labels per batch over the first
     ``mixing_batches`` batches, ÷ a full shuffle's). ``n_rows``: serve only the first rows of the file
     (a smaller data set from the same file). ``evict_every``: where no limit holds the page cache
-    down, drop the files' pages every that many batches (0: never).
+    down, drop the files' pages every that many batches (0: never). ``fit_windows``: time ``fit`` that
+    many times one after the other, each in a new epoch of the dataset (a new order: other rows than
+    the ones just read and cached; later windows warm up :data:`LATER_WARMUP` steps) and report the
+    fastest as ``fit_samples_per_s``, every window in ``fit_windows_samples_per_s``: a pause of the
+    machine only slows a window down. Only the shuffled ``MemmapDataset`` routes draw a new order.
     """
+    if fit_windows < 1:
+        raise ValueError(f"fit_windows must be at least 1, not {fit_windows}")
+    shuffled = [name for name, kwargs in OVER_RAM_ROUTES.items() if kwargs.get("shuffle", True)]
+    if fit_windows > 1 and route not in shuffled:
+        raise ValueError(f"{route!r}: fit_windows > 1 needs a shuffled MemmapDataset route (one of {shuffled}), "
+                         "whose next epoch reads rows in a new order")
     import_tensorflow_quietly()
     from helpers.memory import snapshot
     from helpers.models import digits_cnn
@@ -671,9 +681,16 @@ def over_ram_route(route: str, x_path: str, y_path: str, batch_size: int, alone_
             import keras
 
             drop = [keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs=None: dropper.tick())] if evict_every else []
-            out["fit_samples_per_s"] = time_fit(model, ds, batch_size=batch_size, steps=steps, warmup=warmup,
-                                                shuffle=False, callbacks=drop).samples_per_s
-            out["read_bytes_per_row_fit"] = (_read_bytes() - r0) / ((steps + warmup) * batch_size)
+            windows, trained = [], 0
+            for k in range(fit_windows):
+                if k:
+                    ds.on_epoch_end()   # a new order: the next window reads other rows, not the cached ones
+                w = warmup if k == 0 else min(warmup, LATER_WARMUP)
+                windows.append(time_fit(model, ds, batch_size=batch_size, steps=steps, warmup=w,
+                                        shuffle=False, callbacks=drop).samples_per_s)
+                trained += steps + w
+            out["fit_samples_per_s"], out["fit_windows_samples_per_s"] = max(windows), windows
+            out["read_bytes_per_row_fit"] = (_read_bytes() - r0) / (trained * batch_size)
     out["peak_anon_mb"] = mon.peak_anon_mb
     return out
 

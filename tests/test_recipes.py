@@ -135,11 +135,17 @@ def test_an_over_ram_route_reports_its_speed_reads_and_mixing(tmp_path):
     source = make_digits(2_000, tmp_path / "digits", progress=False)
     big = make_sorted_digits(source, 20_000, tmp_path / "sorted", progress=False)
     r = in_fresh_process(over_ram_route, "blocks of 512 rows, shuffled in windows", str(big.x_path), str(big.y_path),
-                         64, 5, 5, 2)
+                         64, 5, 5, 2, fit_windows=2)
     assert r["alone_rows_per_s"] > 0 and r["fit_samples_per_s"] > 0 and r["read_bytes_per_row_fit"] >= 0
+    assert len(r["fit_windows_samples_per_s"]) == 2 and r["fit_samples_per_s"] == max(r["fit_windows_samples_per_s"])
     assert r["label_mixing"] >= 0.9 and r["peak_anon_mb"] > 0
     with pytest.raises(ValueError, match="needs shards_dir"):
         _over_ram_dataset(TFRECORD_ROUTE, str(big.x_path), str(big.y_path), 64)
+    with pytest.raises(ValueError, match="needs a shuffled MemmapDataset route"):
+        over_ram_route(TFRECORD_ROUTE, str(big.x_path), str(big.y_path), 64, 5, 5, 2, fit_windows=2)
+    with pytest.raises(ValueError, match="fit_windows must be at least 1"):
+        over_ram_route("blocks of 512 rows, shuffled in windows", str(big.x_path), str(big.y_path), 64, 5, 5, 2,
+                       fit_windows=0)
 
 
 def test_the_page_dropper_releases_what_a_memmap_dataset_read(tmp_path):
