@@ -179,13 +179,15 @@ appended, never rewritten; :func:`spreads` turns it into ``tests/claim_spreads.j
 
 
 def environment() -> dict[str, Any]:
-    """The facts a claim's figure depends on: versions, CPUs, start method."""
+    """The facts a claim's figure depends on: versions, CPUs (their number and model), start method."""
     import multiprocessing
     import platform
     import sys
 
+    from helpers.session import cpu_model
+
     env: dict[str, Any] = {"python": platform.python_version(), "cpus": len(os.sched_getaffinity(0))
-                           if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                           if hasattr(os, "sched_getaffinity") else os.cpu_count(), "cpu": cpu_model(),
                            "start_method": multiprocessing.get_start_method(allow_none=True)}
     for name in ("tensorflow", "keras", "numpy"):
         module = sys.modules.get(name)

@@ -32,6 +32,19 @@ def where() -> str:
     return f"{platform.system()} ({platform.machine()})"
 
 
+def cpu_model() -> str:
+    """The processor's name (``/proc/cpuinfo`` on Linux): speed ratios between the model's step and
+    a Python loader differ between processors, e.g. with and without AVX-512."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:  # macOS, Windows
+        pass
+    return platform.processor() or "unknown processor"
+
+
 def cpus() -> int:
     """CPUs this process may run on (its affinity, e.g. under ``taskset``), not the machine's."""
     try:
@@ -76,7 +89,7 @@ def start() -> tuple[ModuleType, ModuleType, ModuleType]:
         multiprocessing.set_start_method(forced, force=True)
     method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_context().get_start_method()
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}, "
-          f"Python {platform.python_version()} on {where()}: {cpus()} CPUs, {len(gpus)} GPU(s)")
+          f"Python {platform.python_version()} on {where()}, {cpu_model()}: {cpus()} CPUs, {len(gpus)} GPU(s)")
     print(f"scale {scale.name!r} (TUTORIAL_SCALE); memory read from {memory_source()}")
     print(f"worker processes start by {method!r}; machine-dependent claims "
           + ("raise (TUTORIAL_CLAIMS=strict, the test run)" if claims.strict() else "are reported and the lesson goes on"))

@@ -28,3 +28,10 @@ def test_a_start_method_that_does_not_exist_is_refused(monkeypatch):
 
 def test_where_and_cpus():
     assert session.cpus() >= 1 and session.where()
+
+
+def test_cpu_model_names_the_processor(monkeypatch):
+    name = session.cpu_model()
+    assert isinstance(name, str) and name
+    monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")))
+    assert session.cpu_model()   # macOS, Windows: platform.processor() or a placeholder
