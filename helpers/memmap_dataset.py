@@ -25,7 +25,8 @@ Built so that it works with every way Keras runs a :class:`keras.utils.PyDataset
 - **block shuffling** (``block_rows=K``), for files larger than the page cache: the epoch visits
   blocks of ``K`` consecutive rows in a random order, reads each block whole (one ``preadv``: one
   sequential read instead of ``K`` random ones), and shuffles the rows of :data:`WINDOW_BLOCKS`
-  blocks at a time in memory (a window of ``WINDOW_BLOCKS * K`` uint8 rows, at most two held).
+  blocks at a time in memory (a window of ``WINDOW_BLOCKS * K`` uint8 rows, at most two held, also
+  while the next is read; those of an ended epoch are dropped).
   Batches mix rows of 64 random places of the file; the price in randomness is measured in
   lesson 07.
 - **uint8 -> float32 per batch**: images stored as ``uint8`` are served as ``float32`` in [0, 1]
@@ -272,9 +273,9 @@ class MemmapDataset(keras.utils.PyDataset):
             key = (self.epoch, w)
             with self._lock:
                 if key not in self._windows:
-                    self._windows[key] = self._read_window(w)
-                    for old in sorted(self._windows)[:-2]:
+                    for old in sorted(self._windows)[:-1]:   # keep the latest: a batch may span two windows
                         del self._windows[old]
+                    self._windows[key] = self._read_window(w)   # so at most two are held, while reading too
                 rows, first = self._windows[key]
             here = windows == w
             out[here] = rows[first[block[here]] + within[here]]
@@ -320,9 +321,13 @@ class MemmapDataset(keras.utils.PyDataset):
         """Next epoch: a new permutation of the samples when ``shuffle`` is true.
 
         Keras calls it after every epoch, and ``fit`` once more before the first one (Keras 3
-        resets its epoch iterator), so ``epoch`` counts calls, not epochs trained.
+        resets its epoch iterator), so ``epoch`` counts calls, not epochs trained. The windows of
+        block shuffling read in the epoch that ends are dropped: no later batch reads them.
         """
         self.epoch += 1
+        if self._windows:
+            with self._lock:
+                self._windows.clear()
 
     def __repr__(self) -> str:
         return (f"MemmapDataset({os.path.basename(self.x_path)!r}, {os.path.basename(self.y_path)!r}, "

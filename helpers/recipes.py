@@ -22,6 +22,7 @@ Everything here imports TensorFlow only when called, so a new process imports th
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import multiprocessing.pool
 import os
@@ -684,6 +685,7 @@ def over_ram_route(route: str, x_path: str, y_path: str, batch_size: int, alone_
             windows, trained = [], 0
             for k in range(fit_windows):
                 if k:
+                    gc.collect()        # the last window's pipeline (Keras's adapter, its generator) goes first
                     ds.on_epoch_end()   # a new order: the next window reads other rows, not the cached ones
                 w = warmup if k == 0 else min(warmup, LATER_WARMUP)
                 windows.append(time_fit(model, ds, batch_size=batch_size, steps=steps, warmup=w,

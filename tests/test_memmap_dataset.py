@@ -313,3 +313,19 @@ def test_block_shuffling_serves_every_row_once_aligned_and_mixes_a_sorted_file(t
         MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 100, block_rows=0)
     with pytest.raises(ValueError, match="contiguous range"):
         MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 100, indices=[0, 5, 9], block_rows=20)
+
+
+def test_block_shuffling_holds_at_most_two_windows_and_drops_them_at_the_epoch_end(tmp_path, monkeypatch):
+    n = 6000   # 20-row blocks, 64 blocks a window: 5 windows an epoch
+    np.save(tmp_path / "x.npy", np.zeros((n, 28, 28), np.uint8))
+    np.save(tmp_path / "y.npy", np.zeros(n, np.uint8))
+    ds = MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 100, block_rows=20)
+    held_while_reading = []
+    read = ds._read_window
+    monkeypatch.setattr(ds, "_read_window", lambda w: (held_while_reading.append(len(ds._windows)), read(w))[1])
+    for i in range(len(ds)):
+        ds[i]
+        assert len(ds._windows) <= 2
+    assert len(held_while_reading) >= 5 and max(held_while_reading) <= 1, "the one being read is the second"
+    ds.on_epoch_end()
+    assert not ds._windows, "an ended epoch's windows are never read again"
