@@ -179,6 +179,9 @@ class MemmapDataset(keras.utils.PyDataset):
         self._windows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._window_of_block: np.ndarray | None = None
         self._window_epoch = -1
+        # buffers of dropped windows: the next window is read into one (a new window-sized array for every
+        # window let the C heap of some versions grow by a window or more per fit: freed, not handed back)
+        self._spare: list[np.ndarray] = []
         self._lock = threading.Lock()
         self._fd: int | None = None
 
@@ -188,6 +191,7 @@ class MemmapDataset(keras.utils.PyDataset):
         state["_x"] = state["_y"] = state["_order"] = state["_fd"] = None  # memmaps would pickle their data
         state["_order_epoch"] = -1
         state["_windows"], state["_lock"], state["_window_of_block"], state["_window_epoch"] = {}, None, None, -1
+        state["_spare"] = []
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -237,8 +241,9 @@ class MemmapDataset(keras.utils.PyDataset):
 
     def _read_window(self, window: int) -> tuple[np.ndarray, np.ndarray]:
         """The blocks of a window of this epoch, each read whole with one ``preadv`` (forward through
-        the file): ``(rows, first)``, the rows one after the other and, for every block of the file,
-        where its first row sits in ``rows`` (-1: not in this window)."""
+        the file): ``(rows, first)``, the rows one after the other (in a buffer of a whole window's
+        rows, reused from a dropped window when there is one) and, for every block of the file, where
+        its first row sits in ``rows`` (-1: not in this window)."""
         x, _ = self._arrays()
         k, start, n = self.block_rows, self.indices.start, len(self.indices)
         row_bytes = int(np.prod(self.x_shape[1:])) * self.x_dtype.itemsize
@@ -247,7 +252,7 @@ class MemmapDataset(keras.utils.PyDataset):
         blocks = np.sort(self._blocks()[window * WINDOW_BLOCKS:(window + 1) * WINDOW_BLOCKS])
         first = np.full(math.ceil(n / k), -1, np.int64)
         sizes = [min(n, (b + 1) * k) - b * k for b in blocks.tolist()]
-        rows = np.empty((sum(sizes), *self.x_shape[1:]), self.x_dtype)
+        rows = self._spare.pop() if self._spare else np.empty((WINDOW_BLOCKS * k, *self.x_shape[1:]), self.x_dtype)
         at = 0
         for b, size in zip(blocks.tolist(), sizes):
             lo = start + b * k
@@ -274,7 +279,7 @@ class MemmapDataset(keras.utils.PyDataset):
             with self._lock:
                 if key not in self._windows:
                     for old in sorted(self._windows)[:-1]:   # keep the latest: a batch may span two windows
-                        del self._windows[old]
+                        self._spare.append(self._windows.pop(old)[0])   # its buffer, for the next window
                     self._windows[key] = self._read_window(w)   # so at most two are held, while reading too
                 rows, first = self._windows[key]
             here = windows == w
@@ -327,6 +332,7 @@ class MemmapDataset(keras.utils.PyDataset):
         self.epoch += 1
         if self._windows:
             with self._lock:
+                self._spare = (self._spare + [rows for rows, _ in self._windows.values()])[:2]
                 self._windows.clear()
 
     def __repr__(self) -> str:

@@ -329,3 +329,18 @@ def test_block_shuffling_holds_at_most_two_windows_and_drops_them_at_the_epoch_e
     assert len(held_while_reading) >= 5 and max(held_while_reading) <= 1, "the one being read is the second"
     ds.on_epoch_end()
     assert not ds._windows, "an ended epoch's windows are never read again"
+
+
+def test_block_shuffling_reads_every_window_into_one_of_two_buffers(tmp_path):
+    n = 6000   # 20-row blocks, 64 blocks a window: 5 windows an epoch, the last one partial
+    np.save(tmp_path / "x.npy", np.zeros((n, 28, 28), np.uint8))
+    np.save(tmp_path / "y.npy", np.zeros(n, np.uint8))
+    ds = MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 100, block_rows=20)
+    buffers = set()
+    for _ in range(3):
+        for i in range(len(ds)):
+            ds[i]
+            buffers |= {id(rows) for rows, _ in ds._windows.values()}
+        ds.on_epoch_end()
+    assert len(buffers) == 2, "a new window reuses a dropped window's buffer: no new array per window"
+    assert len(ds._spare) == 2 and not ds._windows
