@@ -44,13 +44,14 @@ T = TypeVar("T")
 
 # -- the runner ---------------------------------------------------------------------------------
 def _call_and_send(conn: Any, payload: bytes) -> None:
-    """Body of :func:`in_fresh_process`'s child: unpickle ``(func, args, kwargs)`` with TensorFlow's
-    start-up log hidden (unpickling may import a module that imports TensorFlow), call it, and send
+    """Body of :func:`in_fresh_process`'s child: unpickle ``(func, args, kwargs)`` and call it with
+    the child's standard error sent to /dev/null (TensorFlow's C++ log, at its import and at its
+    first op, ignores ``TF_CPP_MIN_LOG_LEVEL``; an exception comes back through the pipe), and send
     ``(True, result)`` or ``(False, exception)``."""
     try:
         with quiet_stderr():
             func, args, kwargs = pickle.loads(payload)
-        reply: tuple[bool, Any] = (True, func(*args, **kwargs))
+            reply: tuple[bool, Any] = (True, func(*args, **kwargs))
     except Exception as exc:  # noqa: BLE001 - raised again in the parent
         reply = (False, exc)
     try:
