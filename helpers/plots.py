@@ -37,15 +37,47 @@ def memory_timeline(mon: Timeline, ax: Any = None, title: str | None = None,
         cache0 = tl["cache_mb"][0]
         ax.plot(tl["t"], [c - cache0 for c in tl["cache_mb"]], label="system page cache (reclaimable)",
                 color="C0", ls=":")
-    for t, label in mon.marks:
+    for t, _ in mon.marks:
         ax.axvline(t, color="grey", lw=0.8, ls="--")
-        ax.annotate(label, (t, 1), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
-                    fontsize=8, color="grey")
     ax.set_xlabel("seconds")
     ax.set_ylabel("MiB above start")
     ax.set_title(title or "Memory of the process tree")
-    ax.legend(fontsize=8, loc="upper left")
+    _mark_labels(ax, mon.marks)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     return ax
+
+
+def label_rows(xs: Sequence[float], widths: Sequence[float], gap: float = 0.01) -> list[int]:
+    """Rows for labels that start at ``xs`` and are ``widths`` wide (both in axes fractions, in
+    order of ``xs``): each label takes the first row where it starts after the previous label of
+    that row ends, so no two labels of a row overlap."""
+    ends: list[float] = []
+    rows = []
+    for x, w in zip(xs, widths):
+        row = next((i for i, end in enumerate(ends) if x >= end + gap), len(ends))
+        if row == len(ends):
+            ends.append(0.0)
+        ends[row] = x + w
+        rows.append(row)
+    return rows
+
+
+def _mark_labels(ax: Any, marks: Sequence[tuple[float, str]], fontsize: float = 7) -> None:
+    """Each mark's label, level, at the top of the axes, right of its line: marks close together
+    get their labels on rows below one another instead of on top of each other."""
+    if not marks:
+        return
+    ax.get_figure().canvas.draw()  # the axes' limits and size in pixels are final
+    x0, x1 = ax.get_xlim()
+    width_px = ax.get_window_extent().width
+    char = fontsize * ax.get_figure().dpi / 72 * 0.6 / width_px      # one character, as an axes fraction
+    marks = sorted(marks)
+    xs = [(t - x0) / (x1 - x0) for t, _ in marks]
+    rows = label_rows(xs, [len(label) * char + 0.01 for _, label in marks])
+    for (t, label), row in zip(marks, rows):
+        ax.annotate(label, (t, 1), xycoords=("data", "axes fraction"), xytext=(2, -3 - row * (fontsize + 3)),
+                    textcoords="offset points", va="top", ha="left", fontsize=fontsize, color="dimgrey",
+                    bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.7))
 
 
 def throughput_bars(names: Sequence[str], samples_per_s: Sequence[float], ax: Any = None,
