@@ -171,9 +171,11 @@ def augment_tf(image: tf.Tensor, seed: tf.Tensor, out_size: int) -> tf.Tensor:
 def augmented_jpeg_dataset(paths: Sequence[str | os.PathLike], labels: Sequence[float], batch_size: int,
                            out_size: int, *, num_parallel_calls: int | None = tf.data.AUTOTUNE, seed: int = 0,
                            shuffle: bool = True, epochs: int | None = None, deterministic: bool | None = None,
-                           prefetch: bool = True) -> tf.data.Dataset:
+                           prefetch: bool = True, as_uint8: bool = False) -> tf.data.Dataset:
     """Paths + labels -> per epoch a seeded order -> ``map(read_file, decode_jpeg, augment_tf)`` ->
     batch -> prefetch. ``epochs=None`` repeats for ever (pass ``steps_per_epoch`` to ``fit``).
+    ``as_uint8``: images as uint8 (0-255, rounded), for a model that scales them itself
+    (``fish_counter(uint8_input=True)``): a quarter of the bytes to copy to a GPU.
 
     The order of epoch ``e`` and the seed of sample ``row`` in it are stateless functions of
     ``(seed, e, row)``, so the output does not depend on ``num_parallel_calls``.
@@ -194,7 +196,10 @@ def augmented_jpeg_dataset(paths: Sequence[str | os.PathLike], labels: Sequence[
     def load(row: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.io.decode_jpeg(tf.io.read_file(path_t[row]), channels=3)
         sample_seed = tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(seed, tf.int64), epoch]), row)
-        return augment_tf(image, sample_seed, out_size), label_t[row]
+        image = augment_tf(image, sample_seed, out_size)
+        if as_uint8:
+            image = tf.cast(tf.round(image * 255), tf.uint8)
+        return image, label_t[row]
 
     epochs_ds = tf.data.Dataset.counter() if epochs is None else tf.data.Dataset.range(epochs)
     ds = epochs_ds.flat_map(one_epoch).map(load, num_parallel_calls=num_parallel_calls, deterministic=deterministic)

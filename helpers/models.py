@@ -36,12 +36,22 @@ def digits_cnn(seed: int = 0) -> keras.Model:
     return model
 
 
-def fish_counter(image_size: int = 128, seed: int = 0) -> keras.Model:
-    """A small CNN that regresses the number of fish in an RGB image scaled to [0, 1]; MSE loss, MAE metric."""
+def fish_counter(image_size: int = 128, seed: int = 0, uint8_input: bool = False,
+                 steps_per_execution: int = 1) -> keras.Model:
+    """A small CNN that regresses the number of fish in an RGB image scaled to [0, 1]; MSE loss, MAE metric.
+
+    ``uint8_input``: the model takes uint8 images (0-255) and scales them itself (a ``Rescaling``
+    layer), so a pipeline sends a quarter of the bytes and, on a GPU, the division runs there.
+    The output layer computes in float32 under any dtype policy (under ``mixed_float16`` a float16
+    output would round the loss). ``steps_per_execution``: steps per call of the compiled training
+    function (fewer calls from Python; callbacks see one batch end per call).
+    """
     keras.utils.set_random_seed(seed)
+    inputs = ([keras.Input(shape=(image_size, image_size, 3), dtype="uint8", name="image"), layers.Rescaling(1 / 255)]
+              if uint8_input else [keras.Input(shape=(image_size, image_size, 3), name="image")])
     model = keras.Sequential(
         [
-            keras.Input(shape=(image_size, image_size, 3), name="image"),
+            *inputs,
             layers.Conv2D(16, 3, activation="relu", padding="same"),
             layers.MaxPooling2D(),
             layers.Conv2D(32, 3, activation="relu", padding="same"),
@@ -51,9 +61,10 @@ def fish_counter(image_size: int = 128, seed: int = 0) -> keras.Model:
             layers.Conv2D(64, 3, activation="relu", padding="same"),
             layers.GlobalAveragePooling2D(),
             layers.Dense(32, activation="relu"),
-            layers.Dense(1, name="count"),
+            layers.Dense(1, name="count", dtype="float32"),
         ],
         name="fish_counter",
     )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", metrics=["mae"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", metrics=["mae"],
+                  steps_per_execution=steps_per_execution)
     return model

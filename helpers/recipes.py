@@ -13,7 +13,8 @@ process starts each from the same point. :func:`in_fresh_process` runs any funct
 - lesson 05: :func:`shuffle_buffer_cost`; the input routes (:data:`DIGIT_ROUTES`, :data:`FISH_ROUTES`)
   built by name (:func:`digit_route`, :func:`fish_route`: the lesson times the same objects alone)
   and timed inside ``fit`` (:func:`fit_route`, round by round over routes: :func:`fit_routes_interleaved`)
-- lesson 06: :func:`fit_with_start_methods`, :func:`interrupted_fit`
+- lesson 06: :func:`fit_with_start_methods`, :func:`interrupted_fit`, :func:`draws_in_workers`,
+  :func:`tensorflow_after_fork`
 - lesson 07 (under a memory limit, with :mod:`helpers.budget`): :data:`OVER_RAM_ROUTES`, :func:`over_ram_baseline`,
   :func:`over_ram_route`, :func:`over_ram_quality`
 
@@ -516,6 +517,103 @@ def interrupted_fit(paths: Sequence[str], targets: Sequence[float], out_size: in
     return {"error": error, "right_after": right_after, "after_wait": after_wait, "after_gc": after_gc,
             "wait_s": wait_s}
 
+
+def draws_in_workers(method: str, log_path: str, preload: Sequence[str] = (), n_batches: int = 8,
+                     epochs: int = 2, workers: int = 2, delay_s: float = 0.05, seed: int = 0) -> dict:
+    """``fit`` an identity model for ``epochs`` epochs on :class:`~helpers.seeding.DrawsDataset`
+    with ``workers`` worker processes started by ``method`` (``forkserver``: with the fork server
+    importing ``preload`` first, :func:`multiprocessing.set_forkserver_preload`). Returns ``rows``
+    (the draws the workers logged in ``log_path``, :func:`~helpers.seeding.read_draws`),
+    ``parent_batches`` (batches this process read itself: Keras reads the first ones to learn their
+    shapes), ``first_step_s`` (one per epoch: the wait for that epoch's workers,
+    :class:`~helpers.throughput.FirstStepPerEpoch`) and ``workers_left`` after ``fit``.
+
+    This process seeds NumPy's global generator first (``np.random.seed(seed)``, as
+    ``keras.utils.set_random_seed`` does): a training script has used it before its workers start.
+    Meant for :func:`in_fresh_process`: the start method and the fork server's preload hold only if
+    set before the process's first pool. The model is traced on an in-memory batch first.
+    """
+    if preload and method != "forkserver":
+        raise ValueError(f"preload={list(preload)} is for 'forkserver', not {method!r}")
+    multiprocessing.set_start_method(method, force=True)
+    if preload:
+        multiprocessing.set_forkserver_preload(list(preload))
+    with quiet_stderr():  # this process's logs and those of the workers it starts
+        from helpers.order import identity_model
+        from helpers.seeding import DrawsDataset, read_draws
+        from helpers.throughput import FirstStepPerEpoch
+
+        np.random.seed(seed)
+        model = identity_model()
+        model.fit(np.zeros((2, 1), np.float32), np.zeros((2, 1), np.float32), verbose=0)  # trace the model
+        data = DrawsDataset(n_batches, 1, log_path, seed=seed, delay_s=delay_s, workers=workers,
+                            use_multiprocessing=True)
+        before = worker_processes()
+        starts = FirstStepPerEpoch()
+        model.fit(data, epochs=epochs, verbose=0, callbacks=[starts])
+        left, _ = wait_for_workers_to_exit(before, timeout=5)
+    rows = read_draws(log_path)
+    return {"method": method, "preload": list(preload), "rows": [r for r in rows if r["pid"] != os.getpid()],
+            "parent_batches": sum(r["pid"] == os.getpid() for r in rows), "first_step_s": starts.seconds,
+            "workers_left": left}
+
+
+def _tensorflow_op(size: int) -> float:
+    import tensorflow as tf
+
+    return float(tf.reduce_sum(tf.linalg.matmul(tf.ones((size, size)), tf.ones((size, size)))))
+
+
+def _child_runs_tensorflow(conn: Any, size: int) -> None:
+    conn.send(("threads", len(os.listdir("/proc/self/task"))))
+    conn.send(("result", _tensorflow_op(size)))
+
+
+def tensorflow_after_fork(sizes: Sequence[int] = (64, 1024), timeout_s: float = 5.0) -> dict:
+    """Run a TensorFlow op here (which starts TensorFlow's thread pools), then, for each of
+    ``sizes``, fork a child that multiplies two ``size x size`` matrices with TensorFlow. Returns
+    ``parent_threads`` (this process's threads) and ``runs``, one dict per size: ``size``,
+    ``child_threads`` (a fork copies only the thread that forks) and ``outcome``: ``"ran"``,
+    ``"hung"`` (no answer within ``timeout_s``: the child is killed) or ``"died"`` (with its
+    ``exitcode``), and ``seconds``. A small product runs on the calling thread; a large one is
+    split over TensorFlow's thread pool, whose threads the child does not have.
+
+    Linux only (``fork`` and ``/proc``). Meant for :func:`in_fresh_process`: a child that hangs is
+    killed, and nothing of it outlives the call.
+    """
+    with quiet_stderr():
+        _tensorflow_op(max(sizes))
+        parent_threads = len(os.listdir("/proc/self/task"))
+        ctx = multiprocessing.get_context("fork")
+        runs = []
+        for size in sizes:
+            receive, send = ctx.Pipe(duplex=False)
+            child = ctx.Process(target=_child_runs_tensorflow, args=(send, size), daemon=True)
+            t0 = time.perf_counter()
+            child.start()
+            send.close()
+            run: dict[str, Any] = {"size": size, "child_threads": None}
+            try:
+                while receive.poll(max(0.0, timeout_s - (time.perf_counter() - t0))):
+                    key, value = receive.recv()
+                    if key == "threads":
+                        run["child_threads"] = value
+                    else:
+                        run["outcome"] = "ran"
+                        break
+                else:
+                    run["outcome"] = "hung"
+            except EOFError:  # the child ended without sending its result
+                child.join(5)
+                run.update(outcome="died", exitcode=child.exitcode)
+            finally:
+                run["seconds"] = time.perf_counter() - t0
+                receive.close()
+                if child.is_alive():
+                    child.kill()
+                child.join()
+            runs.append(run)
+    return {"parent_threads": parent_threads, "timeout_s": timeout_s, "runs": runs}
 
 # -- lesson 07 --------------------------------------------------------------------------------------
 OVER_RAM_ROUTES = {

@@ -99,7 +99,9 @@ class ThroughputCallback(keras.callbacks.Callback):
     """Samples/s during ``fit``, excluding the first ``warmup_steps`` training steps.
 
     Timing starts at the end of step ``warmup_steps`` and stops at the end of the last step of
-    training, so tracing and the first batches are excluded. Validation is not counted.
+    training, so tracing and the first batches are excluded. Validation is not counted. Steps are
+    counted from the batch index Keras passes, so ``steps_per_execution=k`` (one call per k steps)
+    counts right; then make ``warmup_steps`` a multiple of k.
     """
 
     def __init__(self, batch_size: int, warmup_steps: int = 10) -> None:
@@ -110,6 +112,8 @@ class ThroughputCallback(keras.callbacks.Callback):
         self._t_start: float | None = None
         self._t_last: float | None = None
         self._timed_steps = 0
+        self._start_step = 0
+        self._epoch_base = 0
         self._t_train_begin = 0.0
         self.time_to_first_step_s = float("nan")
         """From the start of ``fit`` to the end of the first step (set-up, first batch, tracing)."""
@@ -117,16 +121,23 @@ class ThroughputCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs=None) -> None:
         self._t_train_begin = time.perf_counter()
 
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._epoch_base = self._step
+
     def on_train_batch_end(self, batch, logs=None) -> None:
+        # steps so far from ``batch`` (the epoch's last step done), not from the number of calls:
+        # with ``steps_per_execution=k`` Keras calls this once per k steps
         now = time.perf_counter()
-        self._step += 1
-        if self._step == 1:
+        first = self._step == 0
+        self._step = self._epoch_base + int(batch) + 1
+        if first:
             self.time_to_first_step_s = now - self._t_train_begin
-        if self._step == self.warmup_steps:
-            self._t_start = now
-        elif self._step > self.warmup_steps:
+        if self._t_start is None:
+            if self._step >= self.warmup_steps:
+                self._t_start, self._start_step = now, self._step
+        else:
             self._t_last = now
-            self._timed_steps += 1
+            self._timed_steps = self._step - self._start_step
 
     @property
     def timing(self) -> Timing:
@@ -137,6 +148,25 @@ class ThroughputCallback(keras.callbacks.Callback):
     @property
     def samples_per_s(self) -> float:
         return self.timing.samples_per_s
+
+
+class FirstStepPerEpoch(keras.callbacks.Callback):
+    """Seconds from the start of each epoch to the end of its first step (``seconds``, one per
+    epoch): with worker processes, the wait for a new pool's workers to start, every epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._t_epoch = 0.0
+        self._first = False
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._t_epoch, self._first = time.perf_counter(), True
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if self._first:
+            self.seconds.append(time.perf_counter() - self._t_epoch)
+            self._first = False
 
 
 def time_fit(model: keras.Model, data: Any, y: Any = None, *, batch_size: int, steps: int,

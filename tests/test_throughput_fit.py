@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from helpers.throughput import ThroughputCallback, time_fit
+from helpers.throughput import FirstStepPerEpoch, ThroughputCallback, time_fit
 
 
 def _tiny_model() -> keras.Model:
@@ -27,3 +27,17 @@ def test_throughput_callback_says_when_too_few_steps_ran():
         assert "at least warmup_steps + 1" in str(exc)
     else:
         raise AssertionError("expected a RuntimeError")
+
+
+def test_first_step_per_epoch_times_each_epoch():
+    cb = FirstStepPerEpoch()
+    _tiny_model().fit(np.zeros((32, 4), "float32"), np.zeros(32, "int64"), batch_size=16, epochs=3, verbose=0,
+                      callbacks=[cb])
+    assert len(cb.seconds) == 3 and all(s > 0 for s in cb.seconds)
+
+
+def test_steps_are_counted_right_with_steps_per_execution():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=4)
+    t = time_fit(model, np.zeros((400, 4), "float32"), np.zeros(400, "int64"), batch_size=16, steps=8, warmup=4)
+    assert t.samples == 8 * 16 and t.seconds > 0
