@@ -43,7 +43,7 @@ def memory_timeline(mon: Timeline, ax: Any = None, title: str | None = None,
     ax.set_ylabel("MiB above start")
     ax.set_title(title or "Memory of the process tree")
     _mark_labels(ax, mon.marks)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.2), frameon=False)   # below: the labels are at the top
     return ax
 
 
@@ -64,7 +64,8 @@ def label_rows(xs: Sequence[float], widths: Sequence[float], gap: float = 0.01) 
 
 def _mark_labels(ax: Any, marks: Sequence[tuple[float, str]], fontsize: float = 7) -> None:
     """Each mark's label, level, at the top of the axes, right of its line: marks close together
-    get their labels on rows below one another instead of on top of each other."""
+    get their labels on rows below one another instead of on top of each other; the y axis grows
+    to make room for the rows above the data."""
     if not marks:
         return
     ax.get_figure().canvas.draw()  # the axes' limits and size in pixels are final
@@ -74,6 +75,11 @@ def _mark_labels(ax: Any, marks: Sequence[tuple[float, str]], fontsize: float = 
     marks = sorted(marks)
     xs = [(t - x0) / (x1 - x0) for t, _ in marks]
     rows = label_rows(xs, [len(label) * char + 0.01 for _, label in marks])
+    lo, hi = ax.get_ylim()
+    rows_px = (max(rows) + 1) * (fontsize + 3) * ax.get_figure().dpi / 72 + 4
+    height_px = ax.get_window_extent().height
+    if rows_px < 0.6 * height_px:   # room above the data for the rows of labels
+        ax.set_ylim(lo, hi + (hi - lo) * rows_px / (height_px - rows_px))
     for (t, label), row in zip(marks, rows):
         ax.annotate(label, (t, 1), xycoords=("data", "axes fraction"), xytext=(2, -3 - row * (fontsize + 3)),
                     textcoords="offset points", va="top", ha="left", fontsize=fontsize, color="dimgrey",
