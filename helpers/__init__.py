@@ -28,6 +28,8 @@ The loaders the lessons build
 - :mod:`helpers.caches`      LRU, fill-once and byte-budget caches (lesson 04)
 - :mod:`helpers.tfdata`      the tf.data routes and TFRecord shards (lesson 05)
 - :mod:`helpers.augment`     a CPU-heavy augmentation, in Pillow and in TensorFlow ops (lesson 06)
+- :mod:`helpers.service`     tf.data service servers in processes of their own, the trainer's rounds (lesson 08)
+- :mod:`helpers.trainers`    several trainer processes under ``MultiWorkerMirroredStrategy`` (lesson 08)
 
 Results
 - :mod:`helpers.claims`      machine-dependent figures: reported, or raised in the test run; each lesson's table

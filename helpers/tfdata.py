@@ -9,7 +9,8 @@
   memmap opened lazily by path (the Python function holds the GIL)
 - :func:`write_tfrecord_shards` / :func:`tfrecord_dataset`: TFRecord shards written chunk by chunk
   from the memmap (temporary names, renamed when full, a manifest written last), read back with
-  ``interleave``
+  ``interleave``; :func:`write_jpeg_shards` / :func:`parse_jpeg_example`: the fish JPEGs' bytes,
+  count and id in shards shuffled once at write time (lesson 08 shards them across trainers)
 - :func:`jpeg_dataset`: paths + labels -> ``tf.io.read_file`` -> ``tf.io.decode_jpeg`` -> resize in
   ``map(num_parallel_calls=...)`` (TensorFlow ops: no GIL) -> [cache] -> batch -> prefetch
 
@@ -24,7 +25,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -186,38 +187,82 @@ def read_manifest(out_dir: str | os.PathLike) -> Shards:
     return Shards(paths, int(meta["n"]), tuple(meta["image_shape"]))
 
 
+def _write_shard_set(out_dir: str | os.PathLike, prefix: str, n_shards: int,
+                     records_of: Callable[[int], Iterator[bytes]], meta: dict[str, Any]) -> Shards:
+    """Write shard ``s`` of ``n_shards`` from ``records_of(s)`` as ``<prefix>-<s>-of-<n>.tfrecord``,
+    each under a temporary name renamed when full; ``shards.json`` (``meta`` + the file names) is
+    removed first and written last, so an interrupted run leaves no complete-looking set."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
+    for old in out.glob("*.tfrecord"):
+        old.unlink()
+    names = []
+    for s in range(n_shards):
+        name = f"{prefix}-{s:05d}-of-{n_shards:05d}.tfrecord"
+        tmp = out / f"{name}.{os.getpid()}.tmp"
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for record in records_of(s):
+                writer.write(record)
+        os.replace(tmp, out / name)
+        names.append(name)
+    write_atomic(out / MANIFEST, json.dumps({"files": names, **meta}, indent=1))
+    return read_manifest(out)
+
+
 def write_tfrecord_shards(x_path: str | os.PathLike, y_path: str | os.PathLike, out_dir: str | os.PathLike,
                           n_shards: int = 8, chunk: int = 8192) -> Shards:
     """Write the rows of a ``.npy`` pair to ``n_shards`` TFRecord files of ``tf.train.Example``
     records (``image``: the raw uint8 bytes, ``label``: int64), in file order.
 
     Chunk by chunk: at most ``chunk`` rows are read from the memmaps at a time, never the whole
-    array. Each shard is written under a temporary name and renamed when full; ``shards.json`` is
-    removed first and written last, so an interrupted run leaves no complete-looking set.
+    array. The set is written atomically (see :func:`_write_shard_set`).
     """
     x, y = _open_pair(x_path, y_path)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)
-    for old in out.glob("*.tfrecord"):
-        old.unlink()
     n = len(x)
     bounds = np.linspace(0, n, n_shards + 1).astype(np.int64)
-    names = []
-    for s in range(n_shards):
-        name = f"digits-{s:05d}-of-{n_shards:05d}.tfrecord"
-        tmp = out / f"{name}.{os.getpid()}.tmp"
-        with tf.io.TFRecordWriter(str(tmp)) as writer:
-            for start in range(int(bounds[s]), int(bounds[s + 1]), chunk):
-                stop = min(start + chunk, int(bounds[s + 1]))
-                xs, ys = np.array(x[start:stop]), np.array(y[start:stop])  # one chunk in RAM
-                for image, label in zip(xs, ys):
-                    writer.write(_example(image, label))
-        os.replace(tmp, out / name)
-        names.append(name)
-    meta = {"files": names, "n": n, "image_shape": list(x.shape[1:]), "source": os.fspath(x_path)}
-    write_atomic(out / MANIFEST, json.dumps(meta, indent=1))
-    return read_manifest(out)
+
+    def records_of(s: int) -> Iterator[bytes]:
+        for start in range(int(bounds[s]), int(bounds[s + 1]), chunk):
+            stop = min(start + chunk, int(bounds[s + 1]))
+            xs, ys = np.array(x[start:stop]), np.array(y[start:stop])  # one chunk in RAM
+            for image, label in zip(xs, ys):
+                yield _example(image, label)
+
+    return _write_shard_set(out_dir, "digits", n_shards, records_of,
+                            {"n": n, "image_shape": list(x.shape[1:]), "source": os.fspath(x_path)})
+
+
+def write_jpeg_shards(paths: Sequence[str | os.PathLike], counts: Sequence[float], out_dir: str | os.PathLike,
+                      n_shards: int = 4, seed: int = 0) -> Shards:
+    """Write image files to ``n_shards`` TFRecord files of ``tf.train.Example`` records: ``jpeg``
+    (the file's bytes, not decoded), ``count`` (float) and ``id`` (the image's position in
+    ``paths``), **shuffled once** at write time with ``seed`` (a file list sorted by class would
+    otherwise give shards of one class each), dealt to the shards in turn. Atomic, as
+    :func:`write_tfrecord_shards`."""
+    if len(paths) != len(counts):
+        raise ValueError(f"{len(paths)} paths but {len(counts)} counts")
+    order = np.random.default_rng(seed).permutation(len(paths))
+
+    def records_of(s: int) -> Iterator[bytes]:
+        for i in order[s::n_shards]:
+            yield tf.train.Example(features=tf.train.Features(feature={
+                "jpeg": tf.train.Feature(bytes_list=tf.train.BytesList(value=[Path(paths[i]).read_bytes()])),
+                "count": tf.train.Feature(float_list=tf.train.FloatList(value=[float(counts[i])])),
+                "id": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(i)])),
+            })).SerializeToString()
+
+    return _write_shard_set(out_dir, "fish", n_shards, records_of,
+                            {"n": len(paths), "image_shape": [], "source": "jpeg files", "seed": seed})
+
+
+def parse_jpeg_example(serialized: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """One record of :func:`write_jpeg_shards` -> ``(image float32 [0, 1] image_size square, count, id)``."""
+    f = tf.io.parse_single_example(serialized, {"jpeg": tf.io.FixedLenFeature([], tf.string),
+                                                "count": tf.io.FixedLenFeature([], tf.float32),
+                                                "id": tf.io.FixedLenFeature([], tf.int64)})
+    image = tf.image.resize(tf.io.decode_jpeg(f["jpeg"], channels=3), (image_size, image_size)) / 255
+    return image, f["count"], f["id"]
 
 
 def parse_batch(serialized: tf.Tensor, image_shape: Sequence[int] = (28, 28)) -> tuple[tf.Tensor, tf.Tensor]:

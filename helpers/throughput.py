@@ -8,6 +8,7 @@ states as ratios are measured in the same run, one after the other.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import multiprocessing.pool
 import time
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ class Timing:
     @property
     def samples_per_s(self) -> float:
         return self.samples / self.seconds if self.seconds > 0 else float("nan")
+
+
+def process_cpu_s() -> float:
+    """CPU seconds (user + system) this process has used so far, all its threads together."""
+    t = os.times()
+    return t.user + t.system
 
 
 def _batch_size(batch: Any) -> int:
@@ -148,6 +155,30 @@ class ThroughputCallback(keras.callbacks.Callback):
     @property
     def samples_per_s(self) -> float:
         return self.timing.samples_per_s
+
+
+class CpuThroughputCallback(ThroughputCallback):
+    """:class:`ThroughputCallback` that also reads this process's CPU time over the same timed window:
+    ``cpu_per_s`` is CPU seconds per second (1.0 = one CPU busy all the time; threads add up)."""
+
+    def __init__(self, batch_size: int, warmup_steps: int = 10) -> None:
+        super().__init__(batch_size, warmup_steps)
+        self._cpu_start = self._cpu_last = 0.0
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        timing = self._t_start is not None
+        super().on_train_batch_end(batch, logs)
+        if self._t_start is not None:
+            cpu = process_cpu_s()
+            if timing:
+                self._cpu_last = cpu
+            else:
+                self._cpu_start = cpu
+
+    @property
+    def cpu_per_s(self) -> float:
+        t = self.timing
+        return (self._cpu_last - self._cpu_start) / t.seconds if t.seconds > 0 else float("nan")
 
 
 class FirstStepPerEpoch(keras.callbacks.Callback):

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from helpers.throughput import FirstStepPerEpoch, ThroughputCallback, time_fit
+from helpers.throughput import CpuThroughputCallback, FirstStepPerEpoch, ThroughputCallback, time_fit
 
 
 def _tiny_model() -> keras.Model:
@@ -41,3 +41,20 @@ def test_steps_are_counted_right_with_steps_per_execution():
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=4)
     t = time_fit(model, np.zeros((400, 4), "float32"), np.zeros(400, "int64"), batch_size=16, steps=8, warmup=4)
     assert t.samples == 8 * 16 and t.seconds > 0
+
+
+def test_cpu_throughput_callback_reads_cpu_time_over_the_timed_window():
+    import time
+
+    class Busy(keras.callbacks.Callback):   # each step: 20 ms of CPU in this process, then 20 ms asleep
+        def on_train_batch_end(self, batch, logs=None):
+            t = time.process_time()
+            while time.process_time() - t < 0.02:
+                pass
+            time.sleep(0.02)
+
+    cb = CpuThroughputCallback(batch_size=16, warmup_steps=2)
+    _tiny_model().fit(np.zeros((16 * 12, 4), "float32"), np.zeros(16 * 12, "int64"), batch_size=16, verbose=0,
+                      callbacks=[Busy(), cb])
+    assert cb.timing.samples == 10 * 16
+    assert 0.3 < cb.cpu_per_s < 0.9          # about half of each step busy (the model's own step adds a little)
