@@ -428,16 +428,21 @@ def trainer_rounds(routes: dict[str, str | None], paths: Sequence[str], labels: 
     return out
 
 
-def ids_source(files: Sequence[str | os.PathLike]) -> Any:
+def ids_source(files: Sequence[str | os.PathLike], shuffle_files: bool = False) -> Any:
     """The record ids of :func:`helpers.tfdata.write_jpeg_shards` files, file after file: a source
-    every processing mode can split (by file or by element)."""
+    every processing mode can split (by file or by element). ``shuffle_files``: the file list
+    shuffled before ``interleave`` (what ``list_files`` does by default)."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices([os.fspath(f) for f in files]).interleave(tf.data.TFRecordDataset)
+    ds = tf.data.Dataset.from_tensor_slices([os.fspath(f) for f in files])
+    if shuffle_files:
+        ds = ds.shuffle(len(files), seed=0)
+    ds = ds.interleave(tf.data.TFRecordDataset)
     return ds.map(lambda s: tf.io.parse_single_example(s, {"id": tf.io.FixedLenFeature([], tf.int64)})["id"])
 
 
-def times_seen(address: str, files: Sequence[str | os.PathLike], mode: str, n: int, job_name: str) -> dict[int, int]:
+def times_seen(address: str, files: Sequence[str | os.PathLike], mode: str, n: int, job_name: str,
+               shuffle_files: bool = False) -> dict[int, int]:
     """One epoch of :func:`ids_source` through the service at ``address`` with ``ShardingPolicy[mode]``:
     ``{k: how many of the n records were seen k times}`` (a record never seen counts under 0)."""
     import collections
@@ -445,7 +450,7 @@ def times_seen(address: str, files: Sequence[str | os.PathLike], mode: str, n: i
     import tensorflow as tf
 
     policy = getattr(tf.data.experimental.service.ShardingPolicy, mode)
-    ds = ids_source(files).apply(tf.data.experimental.service.distribute(policy, service=address, job_name=job_name))
+    ds = ids_source(files, shuffle_files).apply(tf.data.experimental.service.distribute(policy, service=address, job_name=job_name))
     seen = collections.Counter(int(i) for i in ds.as_numpy_iterator())
     return dict(sorted(collections.Counter(seen.get(i, 0) for i in range(n)).items()))
 
