@@ -8,6 +8,7 @@ machines), and the measurements of the lesson that use them.
   stops every process it started on the way out, also when the block raises
 - :func:`listening` : the addresses a process listens on (the servers bind every interface)
 - :func:`pin`: pin this process (all its threads) to some CPUs, before TensorFlow starts its pools
+- :func:`leftover_processes`: server or trainer processes still running (a lesson ends with none)
 
 TensorFlow is imported only in the server processes and in the functions that need it, so the
 notebook's kernel can import this module cheaply.
@@ -530,3 +531,17 @@ def epoch_with_a_failure(address: str, files: Sequence[str | os.PathLike], n: in
             "counts": dict(sorted(collections.Counter(per_record.get(i, 0) for i in range(n)).items())),
             "longest_gap_s": max(gaps, default=0.0),
             "last_element_after_kill_s": (after[-1] - t_kill) if after else 0.0}
+
+
+def leftover_processes() -> list[str]:
+    """Server and trainer processes of this series still running under this process
+    (``python -m helpers.service`` / ``helpers.trainers``): what a lesson must not leave behind."""
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(p.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if ("helpers.service" in cmd or "helpers.trainers" in cmd) and p.status() != psutil.STATUS_ZOMBIE:
+            found.append(f"pid {p.pid}: {cmd}")
+    return found

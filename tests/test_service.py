@@ -38,10 +38,6 @@ def test_pin_sets_every_thread_and_none_unpins():
         os.sched_setaffinity(0, before)
 
 
-def _children_named(word):
-    return [p for p in psutil.Process().children(recursive=True) if word in " ".join(p.cmdline())]
-
-
 def test_a_cluster_serves_every_element_once_per_worker_and_stops_all_its_processes():
     with ServiceCluster(workers=2) as svc:
         pids = svc.pids()
@@ -53,9 +49,12 @@ def test_a_cluster_serves_every_element_once_per_worker_and_stops_all_its_proces
         assert got == sorted(list(range(20)) * 2)    # OFF: each of 2 workers a whole epoch
         svc.kill_worker(0)
         assert not svc.worker_servers[0].alive()
+        ports = [s.port for s in svc.servers]
     time.sleep(0.1)
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
-    assert not _children_named("helpers.service")
+    assert not service.leftover_processes()
+    for port in ports:
+        check_port_free(port)                   # no port left open
 
 
 def test_a_dispatcher_port_in_use_is_a_clear_error_and_starts_nothing():
@@ -65,7 +64,7 @@ def test_a_dispatcher_port_in_use_is_a_clear_error_and_starts_nothing():
         taken = s.getsockname()[1]
         with pytest.raises(OSError, match=f"port {taken} is already in use"):
             ServiceCluster(workers=1, port=taken).__enter__()
-    assert not _children_named("helpers.service")
+    assert not service.leftover_processes()
 
 
 def test_trainers_are_stopped_at_the_timeout(tmp_path):
@@ -73,7 +72,7 @@ def test_trainers_are_stopped_at_the_timeout(tmp_path):
     got = trainers.run_trainers([tmp_path / "none.tfrecord"], tmp_path, n=2, timeout_s=0.5)
     assert time.monotonic() - t0 < 20
     assert [g["exitcode"] for g in got] != [0, 0] and all("by_file" not in g for g in got)
-    assert not _children_named("helpers.trainers")
+    assert not service.leftover_processes()
 
 
 def test_jpeg_shards_are_shuffled_once_complete_and_aligned(tmp_path):
