@@ -540,8 +540,9 @@ def leftover_processes() -> list[str]:
     for p in psutil.Process().children(recursive=True):
         try:
             cmd = " ".join(p.cmdline())
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            alive = p.status() != psutil.STATUS_ZOMBIE
+        except (psutil.NoSuchProcess, psutil.AccessDenied):   # ended meanwhile
             continue
-        if ("helpers.service" in cmd or "helpers.trainers" in cmd) and p.status() != psutil.STATUS_ZOMBIE:
+        if alive and ("helpers.service" in cmd or "helpers.trainers" in cmd):
             found.append(f"pid {p.pid}: {cmd}")
     return found
