@@ -157,7 +157,7 @@ class Server:
     argv: list[str]
     proc: subprocess.Popen | None = None
     peak_anon_mb: float = 0.0
-    """Highest anonymous memory seen since :meth:`ServiceCluster.reset_peaks` (or the start)."""
+    """Highest anonymous memory seen since the cluster started."""
 
     @property
     def pid(self) -> int:
@@ -169,13 +169,6 @@ class Server:
     def anon_mb(self) -> float | None:
         mem = process_memory_kb(self.pid, shared=False) if self.alive() else None
         return None if mem is None else mem[0] / 1024
-
-    def cpu_s(self) -> float:
-        try:
-            t = psutil.Process(self.pid).cpu_times()
-            return t.user + t.system
-        except psutil.NoSuchProcess:
-            return 0.0
 
 
 @dataclass
@@ -283,15 +276,6 @@ class ServiceCluster:
                 mb = s.anon_mb()
                 if mb is not None:
                     s.peak_anon_mb = max(s.peak_anon_mb, mb)
-
-    def reset_peaks(self) -> None:
-        """Start the servers' memory peaks again from what they hold now."""
-        for s in self.servers:
-            s.peak_anon_mb = s.anon_mb() or 0.0
-
-    def cpu_s(self, workers_only: bool = True) -> float:
-        """CPU seconds the (worker) processes have used so far."""
-        return sum(s.cpu_s() for s in (self.worker_servers if workers_only else self.servers))
 
     def kill_worker(self, i: int = 0) -> None:
         """Stop worker ``i`` at once (SIGKILL), as a machine that fails would."""
