@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -27,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import psutil
 
@@ -148,6 +147,16 @@ def _serve(argv: Sequence[str]) -> None:
     server.join()
 
 
+def _readline(stream: Any, timeout_s: float) -> str:
+    """One line of ``stream``, or "" if none came within ``timeout_s``. A thread reads it: ``select``
+    takes no pipe on Windows. After a timeout the thread waits on, until the stream closes."""
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    return line[0] if line else ""
+
+
 @dataclass
 class Server:
     """One server process of a :class:`ServiceCluster`."""
@@ -227,8 +236,7 @@ class ServiceCluster:
                                        text=True, start_new_session=True)
 
     def _wait_listening(self, server: Server) -> None:
-        ready, _, _ = select.select([server.proc.stdout], [], [], START_TIMEOUT_S)
-        line = server.proc.stdout.readline() if ready else ""   # printed once the server is up
+        line = _readline(server.proc.stdout, START_TIMEOUT_S)   # printed once the server is up
         if "listening" not in line:
             code = server.proc.poll()
             raise RuntimeError(f"the tf.data service {server.name} (port {server.port}) did not start "
@@ -365,11 +373,12 @@ def cpu_s_of(pids: Sequence[int]) -> float:
 def trainer_rounds(routes: dict[str, str | None], paths: Sequence[str], labels: Sequence[float], *,
                    batch_size: int, out_size: int, steps: int, warmup: int, rounds: int,
                    cpus: Sequence[int] | None = None, service_pids: dict[str, list[int]] | None = None,
-                   mode: str = "DYNAMIC", alone: bool = True) -> dict:
+                   mode: str = "DYNAMIC", alone: bool | Collection[str] = True) -> dict:
     """The trainer of lesson 08 (run it in a fresh process): pinned to ``cpus`` (None: not pinned),
     it builds the fish counter (for uint8 images) once, then for ``rounds`` rounds times every route in turn: the
     pipeline alone (iterated, no model) and inside ``fit`` (``warmup`` steps excluded, ``steps``
-    timed, the trainer's CPU seconds per second over the same window); ``alone=False``: only in ``fit``.
+    timed, the trainer's CPU seconds per second over the same window). ``alone``: True times every
+    route alone too, False none, a collection of names those routes (the others only in ``fit``).
 
     ``routes``: name -> the service's address, or None for the augmentation in this process;
     ``service_pids``: name -> the service's processes, whose CPU time over the whole ``fit`` call
@@ -388,6 +397,7 @@ def trainer_rounds(routes: dict[str, str | None], paths: Sequence[str], labels: 
     from helpers.throughput import CpuThroughputCallback, process_cpu_s, time_pipeline
 
     service_pids = service_pids or {}
+    timed_alone = set(routes) if alone is True else set() if alone is False else set(alone)
     model = fish_counter(out_size, uint8_input=True)
     out: dict[str, Any] = {name: {"fit": [], "alone": [], "fit_cpu_per_s": [], "cpu_ms_per_sample": []}
                            for name in routes}
@@ -398,7 +408,7 @@ def trainer_rounds(routes: dict[str, str | None], paths: Sequence[str], labels: 
                     job = f"{tag}-{name}-{r}-{os.getpid()}" if address else None
                     return service_pipeline(paths, labels, batch_size, out_size, address, mode=mode, job_name=job)
 
-                if alone:
+                if name in timed_alone:
                     out[name]["alone"].append(time_pipeline(make("alone"), steps, warmup).samples_per_s)
                 cb = CpuThroughputCallback(batch_size, warmup)
                 pids = service_pids.get(name, [])

@@ -111,3 +111,15 @@ def test_servers_die_with_the_process_that_started_them():
     while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in pids):
         time.sleep(0.1)
     assert not any(psutil.pid_exists(p) for p in pids)
+
+
+def test_readline_returns_a_line_or_nothing_after_its_timeout():
+    """How a cluster waits for a server's "listening" line: a thread reads, so it works on any pipe."""
+    for text, timeout_s, want in (("", 0.2, ""), ("worker listening on port 1\n", 5.0, "worker listening on port 1\n")):
+        read_fd, write_fd = os.pipe()
+        with os.fdopen(read_fd, "r") as reader, os.fdopen(write_fd, "w") as writer:
+            writer.write(text)
+            writer.flush()
+            t0 = time.perf_counter()
+            assert service._readline(reader, timeout_s) == want
+            assert (time.perf_counter() - t0 >= timeout_s) == (not want)   # waited only for nothing
