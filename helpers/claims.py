@@ -67,7 +67,7 @@ class Claim:
         """The one line :func:`expect` prints."""
         stated = f"{self.op} {_fmt(self.threshold, self.unit)}"
         if self.held is None:
-            return f"claim not measurable on this platform: {self.text} ({stated}): {self.reason}"
+            return f"claim not measurable here: {self.text} ({stated}): {self.reason}"
         spread = (f" ({_fmt(self.min, self.unit)}-{_fmt(self.max, self.unit)}, median of {self.rounds} rounds)"
                   if self.rounds > 1 else "")
         got = f"measured {_fmt(self.measured, self.unit)}{spread}"
@@ -106,15 +106,17 @@ def measurable(needs: str | None) -> str | None:
     return "this platform gives only RSS, which counts a memory-mapped file's pages (no anonymous/file split)"
 
 
-def expect(claim_id: str, text: str, value: float | Sequence[float], op: str, threshold: float, *,
-           unit: str = "", reason: str = "", needs: str | None = None) -> None:
+def expect(claim_id: str, text: str, value: float | Sequence[float] | None, op: str, threshold: float, *,
+           unit: str = "", reason: str = "", needs: str | None = None, missing: str = "") -> None:
     """Check one machine-dependent figure; print one line; keep it for :func:`finish` (and
     :func:`kept`; nothing is returned, so a cell that ends with a claim shows only its line).
 
     ``value`` is one measurement or the list of interleaved rounds (their median is compared, their
     min-max is shown). ``op`` is one of ``>=``, ``>``, ``<=``, ``<``. ``reason``: the likely reason
     when another machine differs (e.g. "a GPU makes the in-memory step faster"). ``needs="anon"``:
-    the figure is anonymous memory, not measurable under psutil's RSS fallback. In a strict run
+    the figure is anonymous memory, not measurable under psutil's RSS fallback. ``value=None``: not
+    measured in this run, ``missing`` says why (e.g. the run it needs was killed); the claim is then
+    "not measurable", as under the RSS fallback. In a strict run
     (:func:`strict`) a claim that does not hold raises :class:`ClaimError` after it is kept.
     """
     if op not in OPS:
@@ -122,6 +124,8 @@ def expect(claim_id: str, text: str, value: float | Sequence[float], op: str, th
     if not text:
         raise ValueError(f"claim {claim_id!r}: say what the lesson states")
     why_not = measurable(needs)
+    if why_not is None and value is None:
+        why_not = missing or "not measured in this run"
     if why_not is not None:
         claim = Claim(claim_id, text, op, float(threshold), None, None, None, 0, None, unit, why_not)
     else:

@@ -44,11 +44,23 @@ T = TypeVar("T")
 
 
 # -- the runner ---------------------------------------------------------------------------------
+def _first_to_kill() -> None:
+    """Linux: make this process the out-of-memory killer's first choice (``oom_score_adj`` 1000, which
+    any process may raise for itself): a measurement that outgrows the machine's memory is killed,
+    not the notebook's kernel that started it. Elsewhere, or where it cannot be written: nothing."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+
+
 def _call_and_send(conn: Any, payload: bytes) -> None:
     """Body of :func:`in_fresh_process`'s child: unpickle ``(func, args, kwargs)`` and call it with
     the child's standard error sent to /dev/null (TensorFlow's C++ log, at its import and at its
     first op, ignores ``TF_CPP_MIN_LOG_LEVEL``; an exception comes back through the pipe), and send
     ``(True, result)`` or ``(False, exception)``."""
+    _first_to_kill()
     try:
         with quiet_stderr():
             func, args, kwargs = pickle.loads(payload)
@@ -62,12 +74,24 @@ def _call_and_send(conn: Any, payload: bytes) -> None:
     conn.close()
 
 
+class FreshProcessDied(RuntimeError):
+    """The process of :func:`in_fresh_process` ended without a result; ``exitcode`` says how
+    (-9: killed by SIGKILL, on Linux most often by the out-of-memory killer)."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        self.exitcode = exitcode
+        how = (" (killed by SIGKILL: on Linux most often the out-of-memory killer, when the machine's memory "
+               "ran out)" if exitcode == -9 else "")
+        super().__init__(f"the fresh process died without a result (exit code {exitcode}){how}")
+
+
 def in_fresh_process(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``func(*args, **kwargs)`` in a new Python process ("spawn") and return its result.
 
     ``func`` must be importable (defined in ``helpers``), and its arguments and result picklable.
     An exception in ``func`` is raised here; a child that dies without replying gives a
-    ``RuntimeError`` with its exit code. The process is not a daemon, so ``func`` may start worker
+    :class:`FreshProcessDied` (a ``RuntimeError``) with its exit code. On Linux the child is the
+    out-of-memory killer's first choice: if it outgrows the machine, it dies, not this process. The process is not a daemon, so ``func`` may start worker
     processes of its own (``use_multiprocessing=True``). An interrupt here stops the child.
     """
     ctx = multiprocessing.get_context("spawn")
@@ -81,7 +105,7 @@ def in_fresh_process(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         ok, value = receive.recv()
     except EOFError:
         child.join()
-        raise RuntimeError(f"the fresh process died without a result (exit code {child.exitcode})") from None
+        raise FreshProcessDied(child.exitcode) from None
     except BaseException:  # interrupted here (KeyboardInterrupt): do not leave the child running
         child.terminate()
         child.join()

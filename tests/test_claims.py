@@ -52,7 +52,17 @@ def test_anonymous_memory_is_not_measurable_under_the_rss_fallback(monkeypatch, 
     claims.expect("flat", "memory stays flat", 999.0, "<", 10.0, unit="MiB", needs="anon")
     c = claims.kept()[-1]
     assert c.held is None and c.measured is None
-    assert "not measurable on this platform" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not measurable here" in out and "gives only RSS" in out
+
+
+def test_a_figure_not_measured_in_this_run_says_why(monkeypatch, capsys):
+    monkeypatch.setenv(claims.ENV, "strict")           # not a difference: nothing raises
+    claims.expect("small", "the streaming peak is a fraction of the in-memory one", None, "<", 20, unit="%",
+                  missing="the in-memory run was killed: out of memory")
+    c = claims.kept()[-1]
+    assert c.held is None and c.measured is None
+    assert "not measurable here" in capsys.readouterr().out and "killed: out of memory" in c.reason
 
 
 def test_bad_arguments_are_refused():

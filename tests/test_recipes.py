@@ -1,13 +1,15 @@
 """Work run in a fresh process: the runner, the silenced stderr, and each lesson's recipes and routes."""
 
 import os
+import signal
+from pathlib import Path
 
 import pytest
 
 from helpers.config import SCALES
 from helpers.datasets import make_digits, make_fish
 from helpers.image_files import label_of, list_images
-from helpers.recipes import (DIGIT_ROUTES, FISH_ROUTES, fish_route, fit_route, fit_with_start_methods,
+from helpers.recipes import (DIGIT_ROUTES, FISH_ROUTES, FreshProcessDied, fish_route, fit_route, fit_with_start_methods,
                              first_batches, from_tensor_slices_cost, in_fresh_process, in_memory_fit, interrupted_fit, memmap_fit,
                              shuffle_buffer_cost)
 from helpers.quiet import quiet_stderr
@@ -35,6 +37,15 @@ def test_in_fresh_process_may_start_workers_and_reports_errors():
         in_fresh_process(int, "not a number")
     with pytest.raises(RuntimeError, match="exit code 3"):
         in_fresh_process(os._exit, 3)
+
+
+@pytest.mark.skipif(not Path("/proc/self/oom_score_adj").exists(), reason="Linux only")
+def test_a_fresh_process_is_the_first_to_kill_and_its_death_says_so():
+    assert in_fresh_process(Path.read_text, Path("/proc/self/oom_score_adj")).strip() == "1000"
+    assert Path("/proc/self/oom_score_adj").read_text().strip() != "1000"     # this process keeps its own
+    with pytest.raises(FreshProcessDied, match="exit code -9.*out-of-memory killer") as died:
+        in_fresh_process(signal.raise_signal, signal.SIGKILL)
+    assert died.value.exitcode == -9
 
 
 @pytest.fixture(scope="module")
