@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for the series (see README.md):
-#   bash run.sh series   create .venv, generate the data, execute every notebook in place
-#                        (TUTORIAL_SCALE=default unless set): refreshes outputs and results/,
-#                        then the README's results table (from results/default)
+#   bash run.sh series [NOTEBOOK...]   create .venv, generate the data, execute every notebook (or
+#                        those given) in place (TUTORIAL_SCALE=default unless set): refreshes outputs
+#                        and results/, then the README's results table (from results/default)
 #   bash run.sh test [PATH...]   create .venv, run the helpers' tests and every notebook with nbval
 #                        (TUTORIAL_SCALE=ci unless set; PATHs narrow it, e.g. notebooks)
 #   bash run.sh lab      create .venv, open JupyterLab on notebooks/
@@ -33,10 +33,14 @@ setup() {
 
 case "${1:-}" in
   series)
+    shift
     setup
     export TUTORIAL_SCALE=${TUTORIAL_SCALE:-default}
-    python -m helpers.datasets
-    for nb in notebooks/[0-9][0-9]_*.ipynb; do
+    if [ $# -eq 0 ]; then
+      python -m helpers.datasets          # every data set of the scale; a lesson alone makes what it needs
+      set -- notebooks/[0-9][0-9]_*.ipynb
+    fi
+    for nb in "$@"; do
       echo "== $nb (TUTORIAL_SCALE=$TUTORIAL_SCALE)"
       jupyter nbconvert --to notebook --execute --inplace --log-level=WARN \
         --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 "$nb"
