@@ -91,8 +91,9 @@ def in_fresh_process(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     ``func`` must be importable (defined in ``helpers``), and its arguments and result picklable.
     An exception in ``func`` is raised here; a child that dies without replying gives a
     :class:`FreshProcessDied` (a ``RuntimeError``) with its exit code. On Linux the child is the
-    out-of-memory killer's first choice: if it outgrows the machine, it dies, not this process. The process is not a daemon, so ``func`` may start worker
-    processes of its own (``use_multiprocessing=True``). An interrupt here stops the child.
+    out-of-memory killer's first choice: if it outgrows the machine, it dies, not this process.
+    The process is not a daemon, so ``func`` may start worker processes of its own
+    (``use_multiprocessing=True``). An interrupt here stops the child.
     """
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
