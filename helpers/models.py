@@ -3,7 +3,10 @@ counter; later lessons import them so that every figure is measured on the same 
 
 from __future__ import annotations
 
+import math
+
 import keras
+import numpy as np
 from keras import layers
 
 
@@ -68,3 +71,13 @@ def fish_counter(image_size: int = 128, seed: int = 0, uint8_input: bool = False
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", metrics=["mae"],
                   steps_per_execution=steps_per_execution)
     return model
+
+
+def activation_mb(model: keras.Model, batch_size: int) -> float:
+    """MiB of the layer outputs of one batch (every layer's output, in its own dtype): what a
+    training step keeps for its backward pass, next to the batch itself (lesson 04 sets it beside
+    the fit peak). Counted from the model's shapes, not measured.
+    """
+    per_sample = sum(math.prod(layer.output.shape[1:]) * np.dtype(layer.output.dtype).itemsize
+                     for layer in model.layers)
+    return batch_size * per_sample / 2**20

@@ -22,3 +22,17 @@ def test_the_output_stays_float32_under_mixed_precision():
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert model.layers[0].compute_dtype == "float16" and model.outputs[0].dtype == "float32"
+
+
+def test_activation_mb_counts_every_layer_output_of_a_batch():
+    from helpers.models import activation_mb
+    model = fish_counter(16)
+    # conv 16x16x16, pool 8x8x16, conv 8x8x32, pool 4x4x32, conv 4x4x64, pool 2x2x64, conv 2x2x64, gap 64, dense 32, 1
+    floats = 16*16*16 + 8*8*16 + 8*8*32 + 4*4*32 + 4*4*64 + 2*2*64 + 2*2*64 + 64 + 32 + 1
+    assert activation_mb(model, 10) == 10 * floats * 4 / 2**20
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        half = fish_counter(16)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert activation_mb(half, 10) < activation_mb(model, 10)   # float16 outputs, the float32 output layer
