@@ -211,26 +211,39 @@ def _write_shard_set(out_dir: str | os.PathLike, prefix: str, n_shards: int,
 
 
 def write_tfrecord_shards(x_path: str | os.PathLike, y_path: str | os.PathLike, out_dir: str | os.PathLike,
-                          n_shards: int = 8, chunk: int = 8192) -> Shards:
+                          n_shards: int = 8, chunk: int = 8192, seed: int | None = 0) -> Shards:
     """Write the rows of a ``.npy`` pair to ``n_shards`` TFRecord files of ``tf.train.Example``
-    records (``image``: the raw uint8 bytes, ``label``: int64), in file order.
+    records (``image``: the raw uint8 bytes, ``label``: int64), **shuffled once** at write time in
+    the order of :func:`write_order` ``(n, seed)``; ``seed=None`` keeps the file's order (a file
+    sorted by class then gives shards of a class or two each, which no shuffle of the shard names
+    and no modest record buffer mixes again: lesson 07 measures it).
 
-    Chunk by chunk: at most ``chunk`` rows are read from the memmaps at a time, never the whole
-    array. The set is written atomically (see :func:`_write_shard_set`).
+    Chunk by chunk: at most ``chunk`` rows are read from the memmaps at a time (in ascending row
+    order within a chunk), never the whole array. The set is written atomically (see
+    :func:`_write_shard_set`).
     """
     x, y = _open_pair(x_path, y_path)
     n = len(x)
+    order = write_order(n, seed)
     bounds = np.linspace(0, n, n_shards + 1).astype(np.int64)
 
     def records_of(s: int) -> Iterator[bytes]:
         for start in range(int(bounds[s]), int(bounds[s + 1]), chunk):
-            stop = min(start + chunk, int(bounds[s + 1]))
-            xs, ys = np.array(x[start:stop]), np.array(y[start:stop])  # one chunk in RAM
-            for image, label in zip(xs, ys):
+            rows = order[start:min(start + chunk, int(bounds[s + 1]))]
+            ascending = np.sort(rows)                                  # one pass over the file per chunk
+            xs, ys = np.asarray(x[ascending]), np.asarray(y[ascending])  # one chunk in RAM
+            back = np.searchsorted(ascending, rows)                    # the chunk in its written order
+            for image, label in zip(xs[back], ys[back]):
                 yield _example(image, label)
 
     return _write_shard_set(out_dir, "digits", n_shards, records_of,
-                            {"n": n, "image_shape": list(x.shape[1:]), "source": os.fspath(x_path)})
+                            {"n": n, "image_shape": list(x.shape[1:]), "source": os.fspath(x_path), "seed": seed})
+
+
+def write_order(n: int, seed: int | None) -> np.ndarray:
+    """The rows :func:`write_tfrecord_shards` writes, in its order: a permutation of ``range(n)``
+    drawn with ``seed``, or ``range(n)`` itself for ``seed=None`` (record ``i`` holds row ``order[i]``)."""
+    return np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
 
 
 def write_jpeg_shards(paths: Sequence[str | os.PathLike], counts: Sequence[float], out_dir: str | os.PathLike,

@@ -90,7 +90,12 @@ def test_tfrecord_round_trip_equals_the_memmap_rows(pair, tmp_path):
     assert not list((tmp_path / "tfr").glob("*.tmp"))
     ordered = tfdata.tfrecord_dataset(shards, 64, shuffle_buffer=0, cycle_length=1)
     ids = _check_rows(*_epoch(ordered), x, y)
-    np.testing.assert_array_equal(ids, np.arange(N))  # shards in turn: file order
+    np.testing.assert_array_equal(ids, tfdata.write_order(N, 0))  # shards in turn: the order written
+    assert sorted(ids.tolist()) == list(range(N)) and not np.array_equal(ids, np.arange(N))  # shuffled once
+    in_file_order = tfdata.write_tfrecord_shards(x_path, y_path, tmp_path / "tfr-file-order", n_shards=3, chunk=128,
+                                                 seed=None)
+    ids = _check_rows(*_epoch(tfdata.tfrecord_dataset(in_file_order, 64, shuffle_buffer=0, cycle_length=1)), x, y)
+    np.testing.assert_array_equal(ids, np.arange(N))  # seed=None: the file's order
     for _ in range(2):
         ids = _check_rows(*_epoch(tfdata.tfrecord_dataset(shards, 64, shuffle_buffer=200, seed=3)), x, y)
         assert sorted(ids.tolist()) == list(range(N)) and not np.array_equal(ids, np.arange(N))
