@@ -45,7 +45,7 @@ KINDS = {
     "trap": "looks like streaming but copies the whole data set into RAM",
     "CPU-heavy stream": "streams image files through a random augmentation that makes the input, not the "
                         "model, the bottleneck on purpose (lesson 06); its worker processes cost "
-                        "copy-on-write memory that does not scale with the data",
+                        "copy-on-write memory of the training process",
 }
 """How a main pipeline treats the data: the one list of kinds (a new lesson adds to it here)."""
 STREAMING_KINDS = ("streaming", "cache on disk")
