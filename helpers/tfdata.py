@@ -231,10 +231,9 @@ def write_tfrecord_shards(x_path: str | os.PathLike, y_path: str | os.PathLike, 
         for start in range(int(bounds[s]), int(bounds[s + 1]), chunk):
             rows = order[start:min(start + chunk, int(bounds[s + 1]))]
             ascending = np.sort(rows)                                  # one pass over the file per chunk
-            xs, ys = np.asarray(x[ascending]), np.asarray(y[ascending])  # one chunk in RAM
-            back = np.searchsorted(ascending, rows)                    # the chunk in its written order
-            for image, label in zip(xs[back], ys[back]):
-                yield _example(image, label)
+            xs, ys = np.asarray(x[ascending]), np.asarray(y[ascending])  # one chunk in RAM, no second copy
+            for i in np.searchsorted(ascending, rows):                 # the chunk's rows in the order written
+                yield _example(xs[i], ys[i])
 
     return _write_shard_set(out_dir, "digits", n_shards, records_of,
                             {"n": n, "image_shape": list(x.shape[1:]), "source": os.fspath(x_path), "seed": seed})
