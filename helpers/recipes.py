@@ -6,7 +6,8 @@ the first ``fit`` of a model pays for TensorFlow's own start-up buffers). One me
 process starts each from the same point. :func:`in_fresh_process` runs any function of this module
 (or any importable one) in a new "spawn" process and returns its result.
 
-- the runner, :func:`in_fresh_process`; every recipe imports TensorFlow with
+- the runner, :func:`in_fresh_process` (and :func:`in_fresh_processes` for several calls, their
+  imports side by side); every recipe imports TensorFlow with
   :func:`helpers.quiet.import_tensorflow_quietly` (or under :func:`helpers.quiet.quiet_stderr`)
 - lesson 01: :func:`in_memory_fit`, :func:`from_tensor_slices_cost`; lesson 02: :func:`memmap_fit`
 - any pipeline alone, its first batch and peak: :func:`first_batches` (lessons 05, 06)
@@ -55,15 +56,24 @@ def _first_to_kill() -> None:
         pass
 
 
+def _payload(func: Callable[..., Any], args: Sequence[Any], kwargs: dict) -> bytes:
+    """A call for a fresh process, pickled here (what cannot travel fails here, clearly), with this
+    process's start method: the child starts its own worker processes (a ``PyDataset``'s pool) the
+    way this one would. A process started by "spawn" would otherwise start them by "spawn" too,
+    each worker a new interpreter that imports TensorFlow, whatever the start method in use here."""
+    return pickle.dumps((func, tuple(args), dict(kwargs), multiprocessing.get_start_method()))
+
+
 def _call_and_send(conn: Any, payload: bytes) -> None:
-    """Body of :func:`in_fresh_process`'s child: unpickle ``(func, args, kwargs)`` and call it with
-    the child's standard error sent to /dev/null (TensorFlow's C++ log, at its import and at its
-    first op, ignores ``TF_CPP_MIN_LOG_LEVEL``; an exception comes back through the pipe), and send
-    ``(True, result)`` or ``(False, exception)``."""
+    """Body of :func:`in_fresh_process`'s child: unpickle the call (:func:`_payload`), set the
+    parent's start method, and make the call with the child's standard error sent to /dev/null
+    (TensorFlow's C++ log, at its import and at its first op, ignores ``TF_CPP_MIN_LOG_LEVEL``; an
+    exception comes back through the pipe), and send ``(True, result)`` or ``(False, exception)``."""
     _first_to_kill()
     try:
         with quiet_stderr():
-            func, args, kwargs = pickle.loads(payload)
+            func, args, kwargs, start_method = pickle.loads(payload)
+            multiprocessing.set_start_method(start_method, force=True)
             reply: tuple[bool, Any] = (True, func(*args, **kwargs))
     except Exception as exc:  # noqa: BLE001 - raised again in the parent
         reply = (False, exc)
@@ -93,12 +103,13 @@ def in_fresh_process(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     :class:`FreshProcessDied` (a ``RuntimeError``) with its exit code. On Linux the child is the
     out-of-memory killer's first choice: if it outgrows the machine, it dies, not this process.
     The process is not a daemon, so ``func`` may start worker processes of its own
-    (``use_multiprocessing=True``). An interrupt here stops the child.
+    (``use_multiprocessing=True``), by the start method in use here (fork, spawn or forkserver), as
+    this process would. An interrupt here stops the child.
     """
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     # pickled here, unpickled in the child with TensorFlow's start-up log hidden (see _call_and_send)
-    payload = pickle.dumps((func, args, kwargs))
+    payload = _payload(func, args, kwargs)
     child = ctx.Process(target=_call_and_send, args=(send, payload), name="in_fresh_process")
     child.start()
     send.close()  # only the child writes: recv() ends with EOFError if it dies without replying
@@ -120,6 +131,92 @@ def in_fresh_process(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if not ok:
         raise value
     return value
+
+
+def _import_then_call(conn: Any) -> None:
+    """Body of :func:`in_fresh_processes`' children: import TensorFlow and Keras (their start-up log
+    hidden), say ``(True, "imported")``, then wait for the pickled call and make it as
+    :func:`_call_and_send` does. A parent that stops before this child's turn closes the pipe: the
+    child ends without a call."""
+    _first_to_kill()
+    try:
+        with quiet_stderr():
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - raised again in the parent
+        conn.send((False, exc))
+        conn.close()
+        return
+    conn.send((True, "imported"))
+    try:
+        payload = conn.recv_bytes()
+    except EOFError:
+        return
+    _call_and_send(conn, payload)
+
+
+def _reply_of(child: Any, conn: Any) -> tuple[bool, Any]:
+    """The next ``(ok, value)`` a child sends, or :class:`FreshProcessDied` if it ended without."""
+    try:
+        return conn.recv()
+    except EOFError:
+        child.join()
+        raise FreshProcessDied(child.exitcode) from None
+
+
+def in_fresh_processes(calls: Sequence[tuple[Callable[..., Any], tuple, dict]], at_once: int | None = None) -> list:
+    """Make each ``(func, args, kwargs)`` of ``calls`` as :func:`in_fresh_process` does, in a new process
+    of its own, one call after the other in their order; return their results in that order.
+
+    What it saves: each new process pays TensorFlow's import (about 4 s on a 2-CPU machine) before
+    its call. Here the processes start ``at_once`` at a time (default: the CPUs this process may use)
+    and import TensorFlow and Keras side by side; only when every process of the group has, the
+    group's first call runs, then its second...: the imports overlap, the calls never do, so a call
+    that times or measures something has the machine to itself, as with :func:`in_fresh_process`.
+    On 2 CPUs, N calls pay about N/2 imports instead of N; on 1 CPU, as many as one at a time.
+
+    An exception in a call is raised here, a process that dies gives :class:`FreshProcessDied`; the
+    group's other processes are stopped, and the results of earlier calls are lost with it. An
+    interrupt stops every process of the group.
+    """
+    if at_once is None:
+        at_once = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if at_once < 1:
+        raise ValueError(f"at_once must be at least 1, not {at_once}")
+    # pickled here first: a call that cannot be sent fails before any process starts
+    payloads = [_payload(func, args, kwargs) for func, args, kwargs in calls]
+    ctx = multiprocessing.get_context("spawn")
+    results = []
+    for first in range(0, len(payloads), at_once):
+        group: list[tuple[Any, Any]] = []
+        try:
+            for _ in payloads[first:first + at_once]:
+                here, there = ctx.Pipe()
+                child = ctx.Process(target=_import_then_call, args=(there,), name="in_fresh_processes")
+                child.start()
+                there.close()  # only the child holds its end: recv() here ends with EOFError if it dies
+                group.append((child, here))
+            for child, here in group:   # every process of the group has imported TensorFlow
+                ok, value = _reply_of(child, here)
+                if not ok:
+                    raise value
+            for payload, (child, here) in zip(payloads[first:first + at_once], group):
+                here.send_bytes(payload)
+                ok, value = _reply_of(child, here)
+                child.join(60)  # it has replied; give its exit a minute, as in_fresh_process does
+                if not ok:
+                    raise value
+                results.append(value)
+        finally:   # normally every child has ended; after an error or an interrupt, the rest are stopped
+            for child, here in group:
+                here.close()
+                if child.is_alive():
+                    child.terminate()
+                child.join(10)
+                if child.is_alive():
+                    child.kill()
+                    child.join()
+    return results
 
 
 # -- lessons 01 and 02 ----------------------------------------------------------------------------
@@ -431,9 +528,10 @@ def fit_route(task: str, route: str, scale_name: str, steps: int, warmup: int, r
 def fit_routes_interleaved(task: str, routes: Sequence[str], scale_name: str, steps: int, warmup: int,
                            rounds: int = 2, windows: int = 1) -> dict[str, dict]:
     """:func:`fit_route` for each of ``routes`` in turn, ``rounds`` times over (round 1 of every route,
-    then round 2 of every route, ...), each run in a fresh process: whatever the machine does meanwhile
-    (other load, clock, caches) falls on every route of a round alike, and a ratio of two routes is
-    taken round by round.
+    then round 2 of every route, ...), each run in a fresh process (:func:`in_fresh_processes`: one
+    at a time, their TensorFlow imports side by side): whatever the machine does meanwhile (other
+    load, clock, caches) falls on every route of a round alike, and a ratio of two routes is taken
+    round by round.
 
     Each process times ``windows`` windows of ``steps`` steps one after the other, and its round's
     figure is the fastest window: a pause of the machine (another program, a virtual machine's stolen
@@ -449,13 +547,14 @@ def fit_routes_interleaved(task: str, routes: Sequence[str], scale_name: str, st
     speeds: dict[str, list[float]] = {name: [] for name in routes}
     all_windows: dict[str, list[list[float]]] = {name: [] for name in routes}
     peaks: dict[str, list[float]] = {name: [] for name in routes}
-    for _ in range(rounds):
-        for name in routes:
-            r = in_fresh_process(fit_route, task, name, scale_name, steps, warmup, rounds=windows)
-            timed = r.get("rounds_samples_per_s", [r["samples_per_s"]])
-            speeds[name].append(max(timed))
-            all_windows[name].append(list(timed))
-            peaks[name].append(r["peak_anon_mb"])
+    order = [name for _ in range(rounds) for name in routes]
+    replies = in_fresh_processes([(fit_route, (task, name, scale_name, steps, warmup), {"rounds": windows})
+                                  for name in order])
+    for name, r in zip(order, replies):
+        timed = r["rounds_samples_per_s"]
+        speeds[name].append(max(timed))
+        all_windows[name].append(list(timed))
+        peaks[name].append(r["peak_anon_mb"])
     return {name: {"samples_per_s": float(np.median(speeds[name])), "rounds_samples_per_s": speeds[name],
                    "rounds_windows_samples_per_s": all_windows[name],
                    "peak_anon_mb": max(peaks[name]), "rounds_peak_anon_mb": peaks[name]} for name in routes}

@@ -1,7 +1,10 @@
 """Work run in a fresh process: the runner, the silenced stderr, and each lesson's recipes and routes."""
 
+import multiprocessing
 import os
 import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ from helpers.config import SCALES
 from helpers.datasets import make_digits, make_fish
 from helpers.image_files import label_of, list_images
 from helpers.recipes import (DIGIT_ROUTES, FISH_ROUTES, FreshProcessDied, fish_route, fit_route, fit_with_start_methods,
-                             first_batches, from_tensor_slices_cost, in_fresh_process, in_memory_fit, interrupted_fit, memmap_fit,
+                             first_batches, from_tensor_slices_cost, in_fresh_process, in_fresh_processes, in_memory_fit, interrupted_fit, memmap_fit,
                              shuffle_buffer_cost)
 from helpers.quiet import quiet_stderr
 from helpers.workers import unpickle_in_new_process
@@ -37,6 +40,51 @@ def test_in_fresh_process_may_start_workers_and_reports_errors():
         in_fresh_process(int, "not a number")
     with pytest.raises(RuntimeError, match="exit code 3"):
         in_fresh_process(os._exit, 3)
+
+
+def stamp(tag):
+    """A call that says which process made it, when, and whether TensorFlow was imported before it."""
+    imported = "tensorflow" in sys.modules
+    start = time.time()
+    time.sleep(0.2)
+    return tag, os.getpid(), start, time.time(), imported
+
+
+def test_in_fresh_processes_makes_each_call_alone_in_its_own_process_in_order():
+    out = in_fresh_processes([(stamp, (k,), {}) for k in range(3)], at_once=2)   # a group of 2, then 1
+    assert [tag for tag, *_ in out] == [0, 1, 2]
+    pids = {pid for _, pid, *_ in out}
+    assert len(pids) == 3 and os.getpid() not in pids
+    assert all(imported for *_, imported in out), "TensorFlow is imported before the call"
+    assert all(a[3] <= b[2] for a, b in zip(out, out[1:])), "one call after the other, never two at once"
+    assert in_fresh_processes([]) == []
+    with pytest.raises(ValueError, match="at_once"):
+        in_fresh_processes([(os.getpid, (), {})], at_once=0)
+
+
+def start_method_here():
+    """The start method this process would use for worker processes of its own."""
+    return multiprocessing.get_start_method()
+
+
+def test_a_fresh_process_starts_its_workers_the_way_this_one_would():
+    before = multiprocessing.get_start_method()
+    other = "forkserver" if before != "forkserver" else "spawn"
+    try:   # "spawn" starts the fresh process; its own pools use the start method in use here
+        assert in_fresh_process(start_method_here) == before
+        multiprocessing.set_start_method(other, force=True)
+        assert in_fresh_process(start_method_here) == other
+        assert in_fresh_processes([(start_method_here, (), {})]) == [other]
+    finally:
+        multiprocessing.set_start_method(before, force=True)
+
+
+def test_in_fresh_processes_raises_and_leaves_no_process():
+    with pytest.raises(ValueError):
+        in_fresh_processes([(int, ("not a number",), {}), (os.getpid, (), {})], at_once=2)
+    with pytest.raises(FreshProcessDied, match="exit code 3"):
+        in_fresh_processes([(os._exit, (3,), {})])
+    assert not multiprocessing.active_children(), "the group's other process was stopped"
 
 
 @pytest.mark.skipif(not Path("/proc/self/oom_score_adj").exists(), reason="Linux only")
@@ -180,6 +228,11 @@ def test_the_page_dropper_releases_what_a_memmap_dataset_read(tmp_path):
     assert budget.resident_fraction(tmp_path / "x.npy") < 0.05, "dropped after 5 batches, memmap and all"
 
 
+def in_order(fake):
+    """A stand-in for ``in_fresh_processes`` that makes each call with ``fake(func, *args, **kwargs)``, in order."""
+    return lambda calls: [fake(func, *args, **kwargs) for func, args, kwargs in calls]
+
+
 def test_fit_routes_interleaved_runs_round_by_round(monkeypatch):
     import helpers.recipes as recipes
     calls = []
@@ -190,7 +243,7 @@ def test_fit_routes_interleaved_runs_round_by_round(monkeypatch):
         return {"samples_per_s": 100.0 * len(calls), "rounds_samples_per_s": [100.0 * len(calls)],
                 "peak_anon_mb": float(len(calls))}
 
-    monkeypatch.setattr(recipes, "in_fresh_process", fake)
+    monkeypatch.setattr(recipes, "in_fresh_processes", in_order(fake))
     r = recipes.fit_routes_interleaved("digits", ["a", "b"], "ci", 4, 1, rounds=3)
     assert calls == ["a", "b"] * 3
     assert r["a"]["rounds_samples_per_s"] == [100.0, 300.0, 500.0] and r["a"]["samples_per_s"] == 300.0
@@ -210,7 +263,7 @@ def test_fit_routes_interleaved_keeps_each_rounds_fastest_window(monkeypatch):
         timed = next(windows)
         return {"samples_per_s": sorted(timed)[0], "rounds_samples_per_s": timed, "peak_anon_mb": 1.0}
 
-    monkeypatch.setattr(recipes, "in_fresh_process", fake)
+    monkeypatch.setattr(recipes, "in_fresh_processes", in_order(fake))
     r = recipes.fit_routes_interleaved("digits", ["a", "b"], "ci", 4, 1, rounds=2, windows=2)
     assert r["a"]["rounds_samples_per_s"] == [90.0, 75.0] and r["b"]["rounds_samples_per_s"] == [80.0, 60.0]
     assert r["a"]["rounds_windows_samples_per_s"] == [[50.0, 90.0], [70.0, 75.0]]
