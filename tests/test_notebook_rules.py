@@ -4,6 +4,8 @@
   (``helpers.claims.expect``), never a bare ``assert``: an assert that compares such a figure fails
   this test unless its line says why it holds everywhere (``# invariant: ...``).
 - Each lesson ends with ``claims.finish(...)`` (its claims table and results).
+- Each notebook has a time budget at the ci scale (root ``conftest.py``), and the budgets of both
+  CI environments fit under CI's 40 minutes.
 - The repository's address is one constant (``helpers.config.REPO_URL``): every setup cell, badge
   and the README agree with it.
 """
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -106,3 +109,21 @@ def test_readme_names_the_address_and_says_it_is_a_placeholder():
     assert REPO_URL in readme
     if "OWNER" in REPO_URL:
         assert "placeholder" in readme
+
+
+def load_conftest():
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_notebook_has_a_time_budget_and_together_they_fit_ci():
+    conftest = load_conftest()
+    assert {p.name[:2] for p in NOTEBOOKS} == set(conftest.NOTEBOOK_BUDGET_S), "one budget per notebook"
+    both_environments = 2 * sum(conftest.NOTEBOOK_BUDGET_S.values())
+    assert both_environments + conftest.OUTSIDE_NOTEBOOKS_S <= conftest.CI_LIMIT_S, \
+        f"the budgets ({both_environments / 60:.1f} min for two environments) leave CI no room under its limit"
+    assert conftest.budget_of("notebooks/05_tf_data.ipynb") == conftest.NOTEBOOK_BUDGET_S["05"]
+    with pytest.raises(KeyError, match="no time budget"):
+        conftest.budget_of("notebooks/99_new.ipynb")
