@@ -61,7 +61,8 @@ def _payload(func: Callable[..., Any], args: Sequence[Any], kwargs: dict) -> byt
     process's start method: the child starts its own worker processes (a ``PyDataset``'s pool) the
     way this one would. A process started by "spawn" would otherwise start them by "spawn" too,
     each worker a new interpreter that imports TensorFlow, whatever the start method in use here."""
-    return pickle.dumps((func, tuple(args), dict(kwargs), multiprocessing.get_start_method()))
+    method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]  # default
+    return pickle.dumps((func, tuple(args), dict(kwargs), method))   # read without fixing this process's method
 
 
 def _call_and_send(conn: Any, payload: bytes) -> None:
