@@ -16,25 +16,24 @@ from collections import defaultdict
 from pathlib import Path
 
 NOTEBOOK_BUDGET_S: dict[str, float] = {
-    "01": 45, "02": 85, "03": 20, "04": 55, "05": 225, "06": 270, "07": 165, "08": 130, "09": 10,
+    "01": 55, "02": 95, "03": 20, "04": 70, "05": 240, "06": 255, "07": 165, "08": 115, "09": 5,
 }
 """Seconds each notebook (by its number) may take at the ci scale, in one environment, on a 2-CPU
-machine like CI's. Set from the CI-exact runs of 2026-12-07 (the slower of the two environments)
-with some room."""
+machine like CI's: its longest time in the CI-exact runs of 979001b and f723733 (either environment),
+rounded up to 5 s. Together they use all that CI's limit leaves: a notebook that needs more takes it
+from another."""
 CI_LIMIT_S = 40 * 60
 """What the whole CI run must stay under (issue 12)."""
-OUTSIDE_NOTEBOOKS_S = 5 * 60
-"""CI's time outside the notebooks: the helpers' tests (about 3 minutes) and two environments'
-installs (about 2), in the CI-exact runs of 2026-12-07."""
+OUTSIDE_NOTEBOOKS_S = 6 * 60
+"""CI's time outside the notebooks: the helpers' tests (about 4 minutes) and two environments'
+installs (about 2), in the CI-exact run of f723733."""
 _seconds: dict[str, float] = defaultdict(float)
 
 
-def budget_of(path: str) -> float:
-    """The budget of a notebook given by its path (``notebooks/05_tf_data.ipynb`` -> lesson ``05``)."""
-    number = Path(path).name[:2]
-    if number not in NOTEBOOK_BUDGET_S:
-        raise KeyError(f"{path}: no time budget for notebook {number!r} in conftest.NOTEBOOK_BUDGET_S")
-    return NOTEBOOK_BUDGET_S[number]
+def budget_of(path: str) -> float | None:
+    """The budget of a notebook given by its path (``notebooks/05_tf_data.ipynb`` -> lesson ``05``),
+    or None if it has none (``tests/test_notebook_rules.py`` fails then)."""
+    return NOTEBOOK_BUDGET_S.get(Path(path).name[:2])
 
 
 def pytest_runtest_logreport(report):
@@ -51,9 +50,12 @@ def pytest_terminal_summary(terminalreporter):
     over = 0
     for path, seconds in sorted(_seconds.items()):
         budget = budget_of(path)
+        if budget is None:
+            tr.write_line(f"{seconds:7.0f} s  of    ? s  {path}  (no budget: add one to conftest.NOTEBOOK_BUDGET_S)")
+            continue
         over += seconds > budget
         tr.write_line(f"{seconds:7.0f} s  of {budget:4.0f} s  {path}"
                       + (f"  (over budget by {seconds - budget:.0f} s)" if seconds > budget else ""))
-    budgets = sum(budget_of(path) for path in _seconds)
+    budgets = sum(budget_of(path) or 0 for path in _seconds)
     tr.write_line(f"{sum(_seconds.values()):7.0f} s  of {budgets:4.0f} s  in all; {over} of {len(_seconds)} notebooks "
                   "over budget")

@@ -125,5 +125,4 @@ def test_every_notebook_has_a_time_budget_and_together_they_fit_ci():
     assert both_environments + conftest.OUTSIDE_NOTEBOOKS_S <= conftest.CI_LIMIT_S, \
         f"the budgets ({both_environments / 60:.1f} min for two environments) leave CI no room under its limit"
     assert conftest.budget_of("notebooks/05_tf_data.ipynb") == conftest.NOTEBOOK_BUDGET_S["05"]
-    with pytest.raises(KeyError, match="no time budget"):
-        conftest.budget_of("notebooks/99_new.ipynb")
+    assert conftest.budget_of("notebooks/99_new.ipynb") is None
