@@ -1,13 +1,14 @@
 """Each notebook's time in the test run, against its budget (printed at the end, never failed:
 a timing depends on the machine).
 
-Issue 12: CI runs every notebook twice (the newest releases, then Colab's package set) and must stay
-under 40 minutes, so each notebook has a budget at the ci scale, about 2 minutes on average. Lessons
-05 and 06 get about 4: they measure many pipelines (05: 8 inside fit; 06: 8 worker configurations
-inside fit, and worker interpreters started under each start method) over interleaved rounds, each
-peak in a fresh process that pays TensorFlow's import. Less would mean peaks measured in a reused
-process, which the series calls an artifact, or ratios without a spread. The budgets add up to what
-CI allows (``tests/test_notebook_rules.py`` checks the sum).
+CI runs every notebook twice (the newest releases, then Colab's package set) and must stay under
+50 minutes. Its time is split here, per environment: each notebook's budget at the ci scale (about 2
+minutes on average), a reserve for the lessons and recipe cells still to come, and the time outside
+the notebooks (``tests/test_notebook_rules.py`` checks that they add up to no more than the limit).
+Lessons 05 and 06 get about 4 minutes: they measure many pipelines (05: 8 inside fit; 06: 8 worker
+configurations inside fit, and worker interpreters started under each start method) over interleaved
+rounds, each peak in a fresh process that pays TensorFlow's import. Less would mean peaks measured
+in a reused process, which the series calls an artifact, or ratios without a spread.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ NOTEBOOK_BUDGET_S: dict[str, float] = {
 }
 """Seconds each notebook (by its number) may take at the ci scale, in one environment, on a 2-CPU
 machine like CI's: its longest time in the CI-exact runs of 979001b and f723733 (either environment),
-rounded up to 5 s. Together they use all that CI's limit leaves: a notebook that needs more takes it
-from another."""
-CI_LIMIT_S = 40 * 60
-"""What the whole CI run must stay under (issue 12)."""
+rounded up to 5 s. A new notebook takes its budget from :data:`RESERVED_S`; a notebook that needs
+more takes it from another."""
+RESERVED_S = 300
+"""Seconds per environment kept free for what is still to come: lessons 09-11 (your own data, resume
+after a disconnect, beyond TensorFlow) and the recipe cell that opens each pipeline lesson. What they
+take is moved from here into :data:`NOTEBOOK_BUDGET_S`."""
+CI_LIMIT_S = 50 * 60
+"""What the whole CI run must stay under: two environments' budgets and reserves, and the time
+outside the notebooks."""
 OUTSIDE_NOTEBOOKS_S = 6 * 60
 """CI's time outside the notebooks: the helpers' tests (about 4 minutes) and two environments'
 installs (about 2), in the CI-exact run of f723733."""
@@ -58,4 +64,4 @@ def pytest_terminal_summary(terminalreporter):
                       + (f"  (over budget by {seconds - budget:.0f} s)" if seconds > budget else ""))
     budgets = sum(budget_of(path) or 0 for path in _seconds)
     tr.write_line(f"{sum(_seconds.values()):7.0f} s  of {budgets:4.0f} s  in all; {over} of {len(_seconds)} notebooks "
-                  "over budget")
+                  f"over budget; {RESERVED_S} s more kept in reserve per environment")

@@ -45,7 +45,7 @@ case "${1:-}" in
       jupyter nbconvert --to notebook --execute --inplace --log-level=WARN \
         --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 "$nb"
     done
-    python -m helpers.summary --write-readme   # the README's table, always from results/default
+    python -m helpers.report.summary --write-readme   # the README's table, always from results/default
     ;;
   test)
     shift

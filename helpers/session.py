@@ -12,8 +12,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
-import sys
 from types import ModuleType
+
+from helpers.lab.machine import cpu_model, cpus, where
 
 START_METHOD_ENV = "TUTORIAL_START_METHOD"
 """``fork``, ``spawn`` or ``forkserver``: the start method worker processes use in this kernel (e.g.
@@ -23,42 +24,12 @@ MIN_TENSORFLOW = "2.16"
 """The first TensorFlow whose ``tf.keras`` is Keras 3."""
 
 
-def where() -> str:
-    """Colab, Kaggle or this machine's OS."""
-    if "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ:
-        return "Colab"
-    if "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
-        return "Kaggle"
-    return f"{platform.system()} ({platform.machine()})"
-
-
-def cpu_model() -> str:
-    """The processor's name (``/proc/cpuinfo`` on Linux): speed ratios between the model's step and
-    a Python loader differ between processors, e.g. with and without AVX-512."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:  # macOS, Windows
-        pass
-    return platform.processor() or "unknown processor"
-
-
-def cpus() -> int:
-    """CPUs this process may run on (its affinity, e.g. under ``taskset``), not the machine's."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def start() -> tuple[ModuleType, ModuleType, ModuleType]:
     """Import and check TensorFlow, Keras and NumPy; print what the lesson runs on. Returns the
     three modules (``tf, keras, np = start()``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # children inherit it
-    from helpers.quiet import import_tensorflow_quietly
+    from helpers.lab.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras
@@ -76,9 +47,9 @@ def start() -> tuple[ModuleType, ModuleType, ModuleType]:
         except RuntimeError:  # already initialised by an earlier run of this cell: growth is set
             pass
 
-    from helpers import claims
     from helpers.config import get_scale
-    from helpers.memory import memory_source
+    from helpers.lab.memory import memory_source
+    from helpers.report import claims
 
     claims.reset()
     scale = get_scale()

@@ -25,18 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from helpers import budget  # noqa: E402
-from helpers.config import MIB, get_scale, project_root, write_atomic  # noqa: E402
+from helpers.config import MIB, get_scale, project_root  # noqa: E402
+from helpers.lab import budget  # noqa: E402
+from helpers.pipelines.atomic import write_atomic  # noqa: E402
 
 
 def fit_speed(x_path: str, y_path: str, readahead: bool, steps: int) -> float:
     """samples/s of fit on a MemmapDataset (run in a fresh process)."""
-    from helpers.quiet import import_tensorflow_quietly
+    from helpers.lab.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from helpers.memmap_dataset import MemmapDataset
+    from helpers.lab.throughput import time_fit
     from helpers.models import digits_cnn
-    from helpers.throughput import time_fit
+    from helpers.pipelines.memmap_dataset import MemmapDataset
 
     model = digits_cnn()
     ds = MemmapDataset(x_path, y_path, 128, readahead=readahead)
@@ -45,7 +46,7 @@ def fit_speed(x_path: str, y_path: str, readahead: bool, steps: int) -> float:
 
 def random_reads(x_path: str, y_path: str, readahead: bool, batches: int) -> dict:
     """Rows/s of random batches read alone, and bytes read from storage per row."""
-    from helpers.memmap_dataset import MemmapDataset
+    from helpers.pipelines.memmap_dataset import MemmapDataset
 
     ds = MemmapDataset(x_path, y_path, 128, readahead=readahead)
     t0 = time.perf_counter()
@@ -64,7 +65,7 @@ def main() -> int:
     parser.add_argument("--cache-mb", type=float, default=256, help="page-cache room under the limit")
     args = parser.parse_args()
     from helpers.datasets import ensure_digits
-    from helpers.recipes import in_fresh_process
+    from helpers.lab.recipes import in_fresh_process
 
     scale = get_scale(args.scale)
     d = ensure_digits(scale, progress=False)

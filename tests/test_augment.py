@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers.augment import AugmentedImageDataset, augment, augment_tf, augmented_jpeg_dataset, open_rgb
 from helpers.datasets import make_fish
-from helpers.image_files import BadImageError, ImageFileDataset, list_images
+from helpers.pipelines.augment import AugmentedImageDataset, augment, augment_tf, augmented_jpeg_dataset, open_rgb
+from helpers.pipelines.image_files import BadImageError, ImageFileDataset, list_images
 
 
 @pytest.fixture(scope="module")

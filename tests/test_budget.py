@@ -1,7 +1,7 @@
 """A real memory budget: finding a cgroup (fake v1/v2 trees), making and removing one, a child
 killed by a real limit, and the page cache of a file (evicted, measured, kept by a live memmap).
 
-The fake trees stand in for the kernel: ``helpers.budget._make_folder`` is replaced by one that
+The fake trees stand in for the kernel: ``helpers.lab.budget._make_folder`` is replaced by one that
 writes the interface files a kernel would create, and each test deletes its fake files before the
 ``with`` ends, because :meth:`Cgroup.remove` only ``rmdir``s (as on a real cgroup filesystem).
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import budget
-from helpers.budget import (CgroupPlace, NoCgroupError, allocate_mb, check_limit, evict, evict_and_check,
-                            find_memory_cgroup, memory_cgroup, read_file_mb, resident_fraction, resident_mb,
-                            run_limited, why_no_cgroup)
 from helpers.config import MIB
+from helpers.lab import budget
+from helpers.lab.budget import (CgroupPlace, NoCgroupError, allocate_mb, check_limit, evict, evict_and_check,
+                                find_memory_cgroup, memory_cgroup, read_file_mb, resident_fraction, resident_mb,
+                                run_limited, why_no_cgroup)
 
 
 def fake_kernel(monkeypatch, files: dict[str, str]) -> None:

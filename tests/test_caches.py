@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from helpers.caches import MB, BytesBudgetCache, Counters, FillOnceCache, LRUCache, nbytes_of
+from helpers.pipelines.caches import MB, BytesBudgetCache, Counters, FillOnceCache, LRUCache, nbytes_of
 
 
 def scan(cache, keys, epochs, order=None):

@@ -1,13 +1,13 @@
 """Every claim's threshold sits outside the spread of what it measured in the recorded test runs
 (tests/claim_spreads.json, merged from CI-exact runs' results/claims-log.jsonl by
-``python -m helpers.claims``). A claim with fewer than three recorded runs is reported, not judged."""
+``python -m helpers.report.claims``). A claim with fewer than three recorded runs is reported, not judged."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from helpers.claims import inside_spread
+from helpers.report.claims import inside_spread
 
 SPREADS = Path(__file__).with_name("claim_spreads.json")
 MIN_RUNS = 3

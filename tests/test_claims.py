@@ -1,10 +1,11 @@
-"""helpers.claims: a machine-dependent figure is reported, or raises in a strict run, and is stored."""
+"""helpers.report.claims: a machine-dependent figure is reported, or raises in a strict run, and is stored."""
 
 import json
 
 import pytest
 
-from helpers import claims, config
+from helpers import config
+from helpers.report import claims
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from helpers import config, results
-from helpers.throughput import time_pipeline, time_pool
+from helpers import config
+from helpers.lab.throughput import time_pipeline, time_pool
+from helpers.report import results
 
 
 def test_scale_comes_from_the_environment(monkeypatch):

@@ -9,8 +9,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from helpers import gpu as gpu_module  # noqa: E402
-from helpers.gpu import GpuMonitor  # noqa: E402
+from helpers.lab import gpu as gpu_module  # noqa: E402
+from helpers.lab.gpu import GpuMonitor  # noqa: E402
 
 MIB = 2**20
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from helpers import guide, summary
 from helpers.config import get_scale
-from helpers.results import find, load
+from helpers.report import guide, summary
+from helpers.report.results import find, load
 
 
 

@@ -6,10 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers.caches import BytesBudgetCache, FillOnceCache, LRUCache
 from helpers.datasets import make_fish
-from helpers.image_files import (BadImageError, ImageFileDataset, decode, label_of, list_images, make_index,
-                                 paths_and_targets, read_bytes)
+from helpers.pipelines.caches import BytesBudgetCache, FillOnceCache, LRUCache
+from helpers.pipelines.image_files import (BadImageError, ImageFileDataset, decode, label_of, list_images, make_index,
+                                           paths_and_targets, read_bytes)
 
 
 @pytest.fixture(scope="module")

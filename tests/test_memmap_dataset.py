@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers.memmap_dataset import MemmapDataset
+from helpers.pipelines.memmap_dataset import MemmapDataset
 
 N, BATCH = 1000, 64  # 1000 = 15 x 64 + 40: the last batch is partial
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +167,7 @@ SPAWN_SCRIPT = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {tests!r})
     from test_memmap_dataset import _Recorder, _NewEpoch
-    from helpers.memmap_dataset import MemmapDataset
+    from helpers.pipelines.memmap_dataset import MemmapDataset
 
     if __name__ == "__main__":
         ds = MemmapDataset({x!r}, {y!r}, batch_size=64, workers=2, use_multiprocessing=True)
@@ -257,7 +257,7 @@ def test_random_reads_turn_the_read_ahead_off(tmp_path):
     import mmap
     import pickle
 
-    from helpers import memmap_dataset
+    from helpers.pipelines import memmap_dataset
 
     x, y = tmp_path / "x.npy", tmp_path / "y.npy"
     np.save(x, np.zeros((64, 28, 28), np.uint8))

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers.memory import MemoryMonitor, memory_source, process_tree, release_freed_memory, snapshot
+from helpers.lab.memory import MemoryMonitor, memory_source, process_tree, release_freed_memory, snapshot
 
 MB = 2**20
 

@@ -1,4 +1,4 @@
-"""helpers.order: the order study's generators, IndexDataset and the identity model (lesson 03)."""
+"""helpers.lab.order: the order study's generators, IndexDataset and the identity model (lesson 03)."""
 
 import os
 import pickle
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import order
-from helpers.order import (
+from helpers.lab import order
+from helpers.lab.order import (
     IndexDataset,
     Recorder,
     SlowStep,
@@ -115,7 +115,7 @@ def test_predict_keeps_order_with_process_workers(tmp_path, start_method):
     script = textwrap.dedent(f"""
         import multiprocessing, os, sys
         multiprocessing.set_start_method({start_method!r}, force=True)
-        from helpers.order import IndexDataset, as_ints, identity_model, read_log
+        from helpers.lab.order import IndexDataset, as_ints, identity_model, read_log
         if __name__ == "__main__":
             ds = IndexDataset(50, 7, delay_s=0.02, log_path=sys.argv[1], workers=2, use_multiprocessing=True)
             out = as_ints(identity_model().predict(ds, verbose=0))

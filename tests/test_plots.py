@@ -4,7 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from helpers.plots import label_rows, memory_timeline  # noqa: E402
+from helpers.report.plots import label_rows, memory_timeline  # noqa: E402
 
 
 def test_labels_that_would_overlap_go_on_rows_below():

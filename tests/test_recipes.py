@@ -11,12 +11,12 @@ import pytest
 
 from helpers.config import SCALES
 from helpers.datasets import make_digits, make_fish
-from helpers.image_files import label_of, list_images
-from helpers.recipes import (DIGIT_ROUTES, FISH_ROUTES, FreshProcessDied, fish_route, fit_route, fit_with_start_methods,
-                             first_batches, from_tensor_slices_cost, in_fresh_process, in_fresh_processes, in_memory_fit, interrupted_fit, memmap_fit,
-                             shuffle_buffer_cost)
-from helpers.quiet import quiet_stderr
-from helpers.workers import unpickle_in_new_process
+from helpers.lab.quiet import quiet_stderr
+from helpers.lab.recipes import (DIGIT_ROUTES, FISH_ROUTES, FreshProcessDied, fish_route, fit_route, fit_with_start_methods,
+                                 first_batches, from_tensor_slices_cost, in_fresh_process, in_fresh_processes, in_memory_fit, interrupted_fit, memmap_fit,
+                                 shuffle_buffer_cost)
+from helpers.lab.workers import unpickle_in_new_process
+from helpers.pipelines.image_files import label_of, list_images
 
 
 class Here:
@@ -173,8 +173,8 @@ def test_the_cache_route_says_what_it_needs():
 def test_first_batches_holds_a_batch_and_measures_it_in_a_fresh_process(fish, tmp_path):
     """The series' one definition of a pipeline's first batch and peak: the batch is held, so the peak
     is at least the batch; a PyDataset with workers is read by a pool, a finite dataset by epochs."""
-    from helpers import tfdata
-    from helpers.augment import AugmentedImageDataset
+    from helpers.pipelines import tfdata
+    from helpers.pipelines.augment import AugmentedImageDataset
 
     paths, y = fish
     r = in_fresh_process(first_batches, tfdata.jpeg_dataset, paths, y, 16, 32)
@@ -190,7 +190,7 @@ def test_first_batches_holds_a_batch_and_measures_it_in_a_fresh_process(fish, tm
 def test_an_over_ram_route_reports_its_speed_reads_and_mixing(tmp_path):
     """Lesson 07's route runner (here without a limit): speeds, bytes read per row, a mixed order."""
     from helpers.datasets import make_sorted_digits
-    from helpers.recipes import TFRECORD_ROUTE, _over_ram_dataset, over_ram_route
+    from helpers.lab.recipes import TFRECORD_ROUTE, _over_ram_dataset, over_ram_route
 
     source = make_digits(2_000, tmp_path / "digits", progress=False)
     big = make_sorted_digits(source, 20_000, tmp_path / "sorted", progress=False)
@@ -213,9 +213,9 @@ def test_the_page_dropper_releases_what_a_memmap_dataset_read(tmp_path):
     cache, although the dataset's memmap still maps them (madvise(MADV_DONTNEED), then fadvise)."""
     import numpy as np
 
-    from helpers import budget
-    from helpers.memmap_dataset import MemmapDataset
-    from helpers.recipes import _Dropping, _PageDropper
+    from helpers.lab import budget
+    from helpers.lab.recipes import _Dropping, _PageDropper
+    from helpers.pipelines.memmap_dataset import MemmapDataset
 
     np.save(tmp_path / "x.npy", np.ones((20_000, 28, 28), np.uint8))
     np.save(tmp_path / "y.npy", np.zeros(20_000, np.uint8))
@@ -235,7 +235,7 @@ def in_order(fake):
 
 
 def test_fit_routes_interleaved_runs_round_by_round(monkeypatch):
-    import helpers.recipes as recipes
+    import helpers.lab.recipes as recipes
     calls = []
 
     def fake(func, task, name, scale_name, steps, warmup, rounds):
@@ -256,7 +256,7 @@ def test_fit_routes_interleaved_runs_round_by_round(monkeypatch):
 
 
 def test_fit_routes_interleaved_keeps_each_rounds_fastest_window(monkeypatch):
-    import helpers.recipes as recipes
+    import helpers.lab.recipes as recipes
     windows = iter([[50.0, 90.0], [80.0, 20.0], [70.0, 75.0], [10.0, 60.0]])
 
     def fake(func, task, name, scale_name, steps, warmup, rounds):

@@ -2,7 +2,7 @@
 
 import time
 
-from helpers.sampling import Sampler
+from helpers.lab.sampling import Sampler
 
 
 def test_ticks_between_start_and_stop_only():

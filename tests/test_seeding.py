@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from helpers.recipes import draws_in_workers, in_fresh_process, tensorflow_after_fork
-from helpers.seeding import DrawsDataset, draw_summary, read_draws, seeded_draw
+from helpers.lab.recipes import draws_in_workers, in_fresh_process, tensorflow_after_fork
+from helpers.lab.seeding import DrawsDataset, draw_summary, read_draws, seeded_draw
 
 
 def test_each_batch_logs_its_process_epoch_and_three_draws(tmp_path):

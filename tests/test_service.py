@@ -12,8 +12,9 @@ import psutil
 import pytest
 import tensorflow as tf
 
-from helpers import service, tfdata, trainers
-from helpers.service import ServiceCluster, check_port_free, free_port, listening
+from helpers.lab import service, trainers
+from helpers.lab.service import ServiceCluster, check_port_free, free_port, listening
+from helpers.pipelines import tfdata
 
 
 def test_free_port_is_free_and_a_taken_port_names_itself():
@@ -100,7 +101,7 @@ def test_servers_die_with_the_process_that_started_them():
     import subprocess
     import sys
 
-    code = ("import os; from helpers.service import ServiceCluster; c = ServiceCluster(workers=1).__enter__(); "
+    code = ("import os; from helpers.lab.service import ServiceCluster; c = ServiceCluster(workers=1).__enter__(); "
             "print(*c.pids(), flush=True); os._exit(0)")          # gone without stopping its cluster
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

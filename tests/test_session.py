@@ -1,10 +1,13 @@
-"""helpers.session.start: safe to call again; prints what a reader needs; refuses a bad start method."""
+"""helpers.session.start: safe to call again; prints what a reader needs; refuses a bad start method.
+helpers.lab.machine: where it runs, the processor, the CPUs."""
 
 import multiprocessing
 
 import pytest
 
-from helpers import claims, session
+from helpers import session
+from helpers.lab import machine
+from helpers.report import claims
 
 
 def test_start_twice_prints_versions_and_forgets_claims(capsys, monkeypatch):
@@ -27,11 +30,11 @@ def test_a_start_method_that_does_not_exist_is_refused(monkeypatch):
 
 
 def test_where_and_cpus():
-    assert session.cpus() >= 1 and session.where()
+    assert machine.cpus() >= 1 and machine.where()
 
 
 def test_cpu_model_names_the_processor(monkeypatch):
-    name = session.cpu_model()
+    name = machine.cpu_model()
     assert isinstance(name, str) and name
     monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")))
-    assert session.cpu_model()   # macOS, Windows: platform.processor() or a placeholder
+    assert machine.cpu_model()   # macOS, Windows: platform.processor() or a placeholder

@@ -2,9 +2,9 @@
 
 import pytest
 
-from helpers import summary
 from helpers.config import get_scale
-from helpers.results import STREAMING_KINDS, Row, find, load
+from helpers.report import summary
+from helpers.report.results import STREAMING_KINDS, Row, find, load
 
 
 
@@ -142,10 +142,10 @@ def test_cli_prints_the_markdown_table_of_the_default_results(capsys):
 
 
 def test_readme_table_matches_the_committed_results():
-    """The README shows exactly `python -m helpers.summary --markdown` between its two markers
-    (`python -m helpers.summary --write-readme` writes it; `run.sh series` calls that)."""
+    """The README shows exactly `python -m helpers.report.summary --markdown` between its two markers
+    (`python -m helpers.report.summary --write-readme` writes it; `run.sh series` calls that)."""
     assert summary.readme_text() == summary.readme_table(), \
-        "the README's results table is stale: run `python -m helpers.summary --write-readme`"
+        "the README's results table is stale: run `python -m helpers.report.summary --write-readme`"
 
 
 def test_lesson_06_rows_are_fractions_of_its_compute_ceiling():

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers import order, tfdata
+from helpers.lab import order
+from helpers.pipelines import tfdata
 
 N = 1000
 

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from helpers.throughput import CpuThroughputCallback, FirstStepPerEpoch, ThroughputCallback, time_fit
+from helpers.lab.throughput import CpuThroughputCallback, FirstStepPerEpoch, ThroughputCallback, time_fit
 
 
 def _tiny_model() -> keras.Model:

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from helpers.caches import FillOnceCache
-from helpers.workers import (WorkerWatch, copied_by_reading_mb, idle_forked_child, private_dirty_mb,
-                             unpickle_in_new_process, wait_for_workers_to_exit, worker_processes)
+from helpers.lab.workers import (WorkerWatch, copied_by_reading_mb, idle_forked_child, private_dirty_mb,
+                                 unpickle_in_new_process, wait_for_workers_to_exit, worker_processes)
+from helpers.pipelines.caches import FillOnceCache
 
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux /proc/PID/smaps_rollup")
 
@@ -24,10 +24,10 @@ def test_fork_inherits_what_spawn_must_import(monkeypatch):
                         raising=False)
     orphan = sys.modules["__main__"].Anywhere()  # a class of __main__, like one defined in a notebook
     assert unpickle_in_new_process(orphan, "fork") == "ok: a __main__.Anywhere"
-    assert unpickle_in_new_process(FillOnceCache(3), "fork") == "ok: a helpers.caches.FillOnceCache"
+    assert unpickle_in_new_process(FillOnceCache(3), "fork") == "ok: a helpers.pipelines.caches.FillOnceCache"
     spawned = unpickle_in_new_process(orphan, "spawn")
     assert spawned.startswith("AttributeError") and "Anywhere" in spawned
-    assert unpickle_in_new_process(FillOnceCache(3), "spawn") == "ok: a helpers.caches.FillOnceCache"
+    assert unpickle_in_new_process(FillOnceCache(3), "spawn") == "ok: a helpers.pipelines.caches.FillOnceCache"
 
 
 def test_an_object_that_does_not_pickle_is_reported_without_a_pool():

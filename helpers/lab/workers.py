@@ -11,7 +11,7 @@
 - :class:`WorkerWatch`: the worker processes seen while a block runs
 
 The two ``fit`` runs of lesson 06 that need a fresh process (under several start methods, and
-stopped by an error) are in :mod:`helpers.recipes`. This module imports neither TensorFlow nor
+stopped by an error) are in :mod:`helpers.lab.recipes`. This module imports neither TensorFlow nor
 Keras, so a new process can import it in a blink.
 """
 
@@ -27,9 +27,9 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import psutil
 
-from helpers.memory import read_kb_fields
-from helpers.quiet import quiet_stderr
-from helpers.sampling import Sampler
+from helpers.lab.memory import read_kb_fields
+from helpers.lab.quiet import quiet_stderr
+from helpers.lab.sampling import Sampler
 
 
 # -- start methods ------------------------------------------------------------------------------

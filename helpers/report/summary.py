@@ -1,7 +1,7 @@
 """The series side by side: the main pipelines of every lesson, read from ``results/<scale>/*.json``.
 
 The summary lesson and the README's table use this module. A record is a row when its lesson gave
-it a :class:`helpers.results.Row` (what it is, said where it was measured); the others (size sweeps,
+it a :class:`helpers.report.results.Row` (what it is, said where it was measured); the others (size sweeps,
 hit rates, controls) are details, read by id. Each column has one meaning:
 
 - **samples/s in fit**: as the lesson recorded it, with the min-max of its rounds where it timed
@@ -12,15 +12,15 @@ hit rates, controls) are details, read by id. Each column has one meaning:
   ``"compute ceiling"``: one batch in memory, repeated; lesson 06): a different reference, so its
   own column;
 - **peak ÷ data**: peak anonymous memory as a fraction of the data set (float32, as the model sees it);
-- **first step in fit**: ``time_to_first_batch_s`` as :func:`helpers.throughput.time_fit` measures
+- **first step in fit**: ``time_to_first_batch_s`` as :func:`helpers.lab.throughput.time_fit` measures
   it, from the start of training to the end of its first step (tracing included); a pipeline's
-  *first batch* alone is another figure (``first_batch_s``, :func:`helpers.recipes.first_batches`)
+  *first batch* alone is another figure (``first_batch_s``, :func:`helpers.lab.recipes.first_batches`)
   and stays in its lesson;
 - what the pipeline needs: threads, processes, a format on disk.
 
-``python -m helpers.summary --markdown`` prints the README's table; ``--write-readme`` writes it
+``python -m helpers.report.summary --markdown`` prints the README's table; ``--write-readme`` writes it
 into README.md between its markers, always from ``results/default`` (the committed results).
-The decision guide built on these rows is :mod:`helpers.guide`.
+The decision guide built on these rows is :mod:`helpers.report.guide`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from helpers.config import get_scale, project_root
-from helpers.results import Row, find, load
+from helpers.report.results import Row, find, load
 
 README_START, README_END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 READERS = ("09_what_to_use_when",)
@@ -40,7 +40,7 @@ READERS = ("09_what_to_use_when",)
 
 @dataclass(frozen=True)
 class TableRow:
-    """One line of the side-by-side table: a record and its :class:`~helpers.results.Row`."""
+    """One line of the side-by-side table: a record and its :class:`~helpers.report.results.Row`."""
 
     notebook: str
     id: str
@@ -70,7 +70,7 @@ class TableRow:
 
     def __getattr__(self, name: str) -> Any:
         """``label``, ``task``, ``kind``, ``needs``, ``reference``, ``holds``...: what the record's
-        :class:`~helpers.results.Row` says."""
+        :class:`~helpers.report.results.Row` says."""
         if name != "row" and name in Row.__dataclass_fields__:
             return getattr(self.row, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -84,7 +84,7 @@ class TableRow:
 
 
 def rows(results: Iterable[dict[str, Any]]) -> list[TableRow]:
-    """The side-by-side rows of every results file given (as :func:`helpers.results.load` returns
+    """The side-by-side rows of every results file given (as :func:`helpers.report.results.load` returns
     them), sorted by notebook; within a lesson by task (in the order the lesson recorded them), the
     in-memory reference first, then in the order recorded."""
     results = sorted(results, key=lambda p: p["notebook"])
@@ -202,8 +202,8 @@ def write_readme(readme: Path | None = None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.summary [--markdown | --write-readme] [--scale default]``."""
-    parser = argparse.ArgumentParser(prog="python -m helpers.summary", description=__doc__.splitlines()[0])
+    """``python -m helpers.report.summary [--markdown | --write-readme] [--scale default]``."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.report.summary", description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print the Markdown table")
     parser.add_argument("--write-readme", action="store_true",
                         help="write the table of results/default into README.md between its markers")

@@ -1,4 +1,6 @@
-"""A file-list dataset of images (lesson 04; lesson 05 and 06 reuse it).
+"""ImageFileDataset: batches of image files, decoded with Pillow. Needs NumPy, Keras, Pillow; copy alone.
+
+A file-list dataset of images (lesson 04; lessons 05 and 06 reuse it).
 
 The index follows the convention of the Stanford "data generator" article: a ``partition`` dict
 ``{"train": [ID, ...], "validation": [...], "test": [...]}`` and a ``labels`` dict ``{ID: label}``.
@@ -6,7 +8,8 @@ Here an ID is the file's path relative to the data root (``"3/000012.jpg"``) and
 name of its folder (``path.parent.name``), read with :mod:`pathlib`.
 
 :class:`ImageFileDataset` is a ``keras.utils.PyDataset`` that reads and decodes one batch of files
-per ``__getitem__`` (Pillow), optionally through one of the caches of :mod:`helpers.caches`.
+per ``__getitem__`` (Pillow), optionally through a cache: any object with the interface of
+:class:`CacheLike`, such as the caches of ``caches.py``.
 """
 
 from __future__ import annotations
@@ -17,13 +20,32 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Hashable, Protocol, Sequence
 
 import keras
 import numpy as np
 from PIL import Image
 
-from helpers.caches import Cache
+
+class CacheLike(Protocol):
+    """What :class:`ImageFileDataset` needs of a cache (the caches of ``caches.py`` have it).
+
+    ``stores`` is ``"decoded"`` (the cache holds the float32 array the model sees) or ``"encoded"``
+    (the file's bytes, decoded at each use); ``get(key, load)`` returns the value held under
+    ``key``, else ``load(key)`` (kept or not, as the cache decides); ``hits`` and ``misses`` count
+    the two cases (read by :class:`CacheStatsCallback`).
+    """
+
+    stores: str
+
+    @property
+    def hits(self) -> int: ...
+
+    @property
+    def misses(self) -> int: ...
+
+    def get(self, key: Hashable, load: Callable[[Any], Any]) -> Any: ...
+
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
 
@@ -122,7 +144,7 @@ class ImageFileDataset(keras.utils.PyDataset):
         batch_size: images per batch; the last batch holds the rest (it may be smaller).
         image_size: side of the square output (int) or ``(height, width)``; images of another size
             are resized.
-        cache: ``None`` or a cache of :mod:`helpers.caches` (``LRUCache``, ``FillOnceCache``,
+        cache: ``None`` or a :class:`CacheLike`, such as a cache of ``caches.py`` (``LRUCache``, ``FillOnceCache``,
             ``BytesBudgetCache``); its ``stores`` says whether it holds the decoded float32 array or
             the file's encoded bytes (decoded at each use).
         shuffle: visit the samples in a new seeded order every epoch (``on_epoch_end``).
@@ -142,7 +164,7 @@ class ImageFileDataset(keras.utils.PyDataset):
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike], targets: Any, batch_size: int,
-                 image_size: int | tuple[int, int], cache: Cache | None = None, shuffle: bool = True,
+                 image_size: int | tuple[int, int], cache: CacheLike | None = None, shuffle: bool = True,
                  skip_bad: bool = False, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.paths = [str(p) for p in paths]
@@ -275,7 +297,7 @@ class CacheStatsCallback(keras.callbacks.Callback):
     ``shared_counters=True``.
     """
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: CacheLike) -> None:
         super().__init__()
         self.cache = cache
         self.epochs: list[dict[str, float]] = []

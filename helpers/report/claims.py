@@ -99,7 +99,7 @@ def measurable(needs: str | None) -> str | None:
         return None
     if needs not in NEEDS:
         raise ValueError(f"needs={needs!r}: one of {NEEDS}")
-    from helpers.memory import has_anon_split
+    from helpers.lab.memory import has_anon_split
 
     if has_anon_split():
         return None
@@ -188,7 +188,7 @@ def environment() -> dict[str, Any]:
     import platform
     import sys
 
-    from helpers.session import cpu_model
+    from helpers.lab.machine import cpu_model
 
     env: dict[str, Any] = {"python": platform.python_version(), "cpus": len(os.sched_getaffinity(0))
                            if hasattr(os, "sched_getaffinity") else os.cpu_count(), "cpu": cpu_model(),
@@ -206,8 +206,8 @@ def finish(notebook: str) -> None:
     shows only what it prints."""
     import time
 
-    from helpers import results
     from helpers.config import get_scale, results_dir, write_atomic
+    from helpers.report import results
 
     print(table())
     scale = get_scale()
@@ -269,7 +269,7 @@ def inside_spread(entry: dict[str, Any]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m helpers.claims LOG... [-o tests/claim_spreads.json] [--add] [--drop NOTEBOOK/ID]...``:
+    """``python -m helpers.report.claims LOG... [-o tests/claim_spreads.json] [--add] [--drop NOTEBOOK/ID]...``:
     merge logged runs."""
     import argparse
 

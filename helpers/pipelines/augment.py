@@ -1,7 +1,9 @@
-"""A CPU-heavy input pipeline (lesson 06): random augmentation of the fish JPEGs, written twice.
+"""A CPU-heavy augmentation, in Pillow and in TensorFlow ops. Needs NumPy, TensorFlow, Pillow; copy with image_files.py.
+
+Random augmentation of the fish JPEGs (lesson 06), written twice:
 
 - :func:`augment` and :class:`AugmentedImageDataset`: Pillow + NumPy in ``__getitem__`` of a
-  ``keras.utils.PyDataset`` (a subclass of lesson 04's :class:`~helpers.image_files.ImageFileDataset`),
+  ``keras.utils.PyDataset`` (a subclass of lesson 04's ``ImageFileDataset`` of ``image_files.py``),
   made parallel by its ``workers`` / ``use_multiprocessing``;
 - :func:`augment_tf` and :func:`augmented_jpeg_dataset`: the same steps with TensorFlow ops in a
   ``tf.data`` ``map``, made parallel by ``num_parallel_calls``.
@@ -30,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageFilter
 
-from helpers.image_files import BadImageError, ImageFileDataset, read_bytes
+from .image_files import BadImageError, ImageFileDataset, read_bytes
 
 ZOOM_OUT = 1.25
 """Largest side of the padded square, as a multiple of the rotated image's side."""
@@ -82,7 +84,7 @@ class AugmentedImageDataset(ImageFileDataset):
     """Batches ``(images, targets)``: each file decoded and randomly augmented (:func:`augment`).
 
     Args:
-        paths, targets, batch_size, shuffle, seed: as :class:`~helpers.image_files.ImageFileDataset`
+        paths, targets, batch_size, shuffle, seed: as ``ImageFileDataset`` of ``image_files.py``
             (a new seeded order of the samples every epoch when ``shuffle``).
         out_size: side of the square images the model gets.
         augmented: ``False`` skips the augmentation (decode and resize only), as for validation.

@@ -1,4 +1,6 @@
-"""Three caches for a file-list dataset (lesson 04), with one small interface and hit/miss counters.
+"""Three caches for a file-list dataset, with hit/miss counters. Needs NumPy; copy alone.
+
+Lesson 04 measures them; they share one small interface.
 
 Every cache has ``get(key, load) -> value``: the value of ``key`` if it is held (a *hit*), else
 ``load(key)`` (a *miss*), kept or not by the cache's policy. ``stores`` says what the dataset should
@@ -289,4 +291,4 @@ class LRUCache(_Cache):
 
 
 Cache = LRUCache | FillOnceCache | BytesBudgetCache
-"""Any of the three (what :class:`helpers.image_files.ImageFileDataset` accepts as ``cache``)."""
+"""Any of the three (each has what ``ImageFileDataset`` of ``image_files.py`` needs of a ``cache``)."""

@@ -1,4 +1,6 @@
-"""``MemmapDataset``: batches of a ``.npy`` pair read through ``np.memmap`` (lesson 02).
+"""MemmapDataset: batches of a .npy pair read through np.memmap. Needs NumPy, Keras; copy alone.
+
+Built in lesson 02; lesson 07 adds block shuffling for files larger than the page cache.
 
 The images stay on disk: each batch reads only its own rows, so the memory a training run owns
 does not grow with the data (the rows read sit in the kernel's page cache, which is reclaimable).

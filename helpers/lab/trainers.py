@@ -1,8 +1,8 @@
 """Lesson 08: several trainer processes on this machine (standing in for machines), each reading the
-fish TFRecord shards (:func:`helpers.tfdata.write_jpeg_shards`) and training under
+fish TFRecord shards (:func:`helpers.pipelines.tfdata.write_jpeg_shards`) and training under
 ``tf.distribute.MultiWorkerMirroredStrategy`` on 127.0.0.1.
 
-- :func:`run_trainers` starts ``n`` processes (``python -m helpers.trainers``) with a ``TF_CONFIG``
+- :func:`run_trainers` starts ``n`` processes (``python -m helpers.lab.trainers``) with a ``TF_CONFIG``
   each, waits for them, and stops every one of them on the way out (a timeout, an interrupt or an
   error included); each writes what it saw to a JSON file, which it returns
 - :func:`trainer` is the body of one process: which record ids it reads when sharding by file and
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from helpers.config import project_root, write_atomic
-from helpers.service import LOOPBACK, die_with_parent, free_port
+from helpers.lab.service import LOOPBACK, die_with_parent, free_port
 
 GLOBAL_BATCH = 16
 """Samples per step over all trainers (each of 2 trainers gets 8)."""
@@ -41,7 +41,7 @@ def fish_records(files: Sequence[str], image_size: int) -> Any:
     :data:`GLOBAL_BATCH`, no shuffling: the global batches are the same in every process."""
     import tensorflow as tf
 
-    from helpers.tfdata import parse_jpeg_example
+    from helpers.pipelines.tfdata import parse_jpeg_example
 
     ds = tf.data.TFRecordDataset(list(files))
     ds = ds.map(lambda s: parse_jpeg_example(s, image_size)[:2])
@@ -68,7 +68,7 @@ def _model(image_size: int) -> tuple[Any, Any]:
 def reference_steps(files: Sequence[str], image_size: int, steps: int) -> dict:
     """The custom loop of :func:`trainer` in one process, on the same global batches (mean loss over
     each global batch): the weights the trainers must end with."""
-    from helpers.quiet import import_tensorflow_quietly
+    from helpers.lab.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import tensorflow as tf
@@ -91,7 +91,7 @@ def _first_line(exc: BaseException, limit: int = 400) -> str:
 
 def trainer(index: int, n: int, files: Sequence[str], out: str, image_size: int, steps: int) -> None:
     """Body of trainer process ``index`` of ``n`` (its ``TF_CONFIG`` is set): write what it saw to ``out``."""
-    from helpers.quiet import import_tensorflow_quietly
+    from helpers.lab.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras
@@ -177,7 +177,7 @@ def run_trainers(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
         for i in range(n):
             tf_config = {"cluster": {"worker": [f"{LOOPBACK}:{p}" for p in ports]}, "task": {"type": "worker", "index": i}}
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "helpers.trainers", str(i), str(n), str(outs[i]), str(image_size), str(steps),
+                [sys.executable, "-m", "helpers.lab.trainers", str(i), str(n), str(outs[i]), str(image_size), str(steps),
                  *map(os.fspath, files)],
                 env={**env, "TF_CONFIG": json.dumps(tf_config)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + timeout_s

@@ -3,7 +3,7 @@ machines), and the measurements of the lesson that use them.
 
 - :func:`free_port`, :func:`check_port_free`: ports picked at run time; a port in use is a clear error
 - :class:`ServiceCluster`: a ``with`` block that starts a dispatcher and N workers
-  (``python -m helpers.service dispatcher|worker ...``), each optionally pinned to CPUs, waits until
+  (``python -m helpers.lab.service dispatcher|worker ...``), each optionally pinned to CPUs, waits until
   they listen, samples their memory and CPU time, can stop a worker or restart the dispatcher, and
   stops every process it started on the way out, also when the block raises
 - :func:`listening` : the addresses a process listens on (the servers bind every interface)
@@ -31,7 +31,7 @@ from typing import Any, Collection, Sequence
 import psutil
 
 from helpers.config import project_root
-from helpers.memory import process_memory_kb
+from helpers.lab.memory import process_memory_kb
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 60.0
@@ -64,7 +64,7 @@ def check_port_free(port: int) -> None:
             holders = _listening_pids(port)
             who = f" by process {', '.join(map(str, holders))}" if holders else ""
             raise OSError(exc.errno, f"port {port} is already in use{who}: pick another one "
-                                     f"(helpers.service.free_port()) or stop what holds it") from None
+                                     f"(helpers.lab.service.free_port()) or stop what holds it") from None
 
 
 def listening(pid: int) -> list[str]:
@@ -113,8 +113,8 @@ def die_with_parent() -> None:
 
 # -- the server processes -----------------------------------------------------------------------
 def _serve(argv: Sequence[str]) -> None:
-    """Body of ``python -m helpers.service``: run one dispatcher or one worker until killed."""
-    p = argparse.ArgumentParser(prog="python -m helpers.service")
+    """Body of ``python -m helpers.lab.service``: run one dispatcher or one worker until killed."""
+    p = argparse.ArgumentParser(prog="python -m helpers.lab.service")
     p.add_argument("role", choices=["dispatcher", "worker"])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--dispatcher-port", type=int)
@@ -126,7 +126,7 @@ def _serve(argv: Sequence[str]) -> None:
     args = p.parse_args(argv)
     die_with_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from helpers.quiet import import_tensorflow_quietly
+    from helpers.lab.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import tensorflow as tf
@@ -227,7 +227,7 @@ class ServiceCluster:
         return self.servers[1:]
 
     def _argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "helpers.service", *args]
+        return [sys.executable, "-m", "helpers.lab.service", *args]
 
     def _start(self, server: Server) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(project_root()),
@@ -339,16 +339,16 @@ if __name__ == "__main__":
     _serve(sys.argv[1:])
 
 
-# -- measurements (run them with helpers.recipes.in_fresh_process) ------------------------------
+# -- measurements (run them with helpers.lab.recipes.in_fresh_process) ------------------------------
 def service_pipeline(paths: Sequence[str], labels: Sequence[float], batch_size: int, out_size: int,
                      address: str | None, *, mode: str = "DYNAMIC", job_name: str | None = None) -> Any:
-    """Lesson 06's TensorFlow-ops augmentation (:func:`helpers.augment.augmented_jpeg_dataset`,
+    """Lesson 06's TensorFlow-ops augmentation (:func:`helpers.pipelines.augment.augmented_jpeg_dataset`,
     endless, images as uint8: a quarter of the bytes to send), made in this process
     (``address=None``) or by the tf.data service at ``address`` (``distribute`` with
     ``ShardingPolicy[mode]``), then prefetched here."""
     import tensorflow as tf
 
-    from helpers.augment import augmented_jpeg_dataset
+    from helpers.pipelines.augment import augmented_jpeg_dataset
 
     ds = augmented_jpeg_dataset(list(paths), list(labels), batch_size, out_size, epochs=None, as_uint8=True)
     if address is None:
@@ -389,12 +389,12 @@ def trainer_rounds(routes: dict[str, str | None], paths: Sequence[str], labels: 
     """
     if cpus:
         pin(cpus)
-    from helpers.quiet import import_tensorflow_quietly
+    from helpers.lab.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from helpers.memory import MemoryMonitor
+    from helpers.lab.memory import MemoryMonitor
+    from helpers.lab.throughput import CpuThroughputCallback, process_cpu_s, time_pipeline
     from helpers.models import fish_counter
-    from helpers.throughput import CpuThroughputCallback, process_cpu_s, time_pipeline
 
     service_pids = service_pids or {}
     timed_alone = set(routes) if alone is True else set() if alone is False else set(alone)
@@ -424,7 +424,7 @@ def trainer_rounds(routes: dict[str, str | None], paths: Sequence[str], labels: 
 
 
 def ids_source(files: Sequence[str | os.PathLike], shuffle_files: bool = False) -> Any:
-    """The record ids of :func:`helpers.tfdata.write_jpeg_shards` files, file after file: a source
+    """The record ids of :func:`helpers.pipelines.tfdata.write_jpeg_shards` files, file after file: a source
     every processing mode can split (by file or by element). ``shuffle_files``: the file list
     shuffled before ``interleave`` (what ``list_files`` does by default)."""
     import tensorflow as tf
@@ -455,8 +455,8 @@ def slow_ids(files: Sequence[str | os.PathLike], out_size: int = 64) -> Any:
     a few milliseconds of work per record, as a real pipeline has."""
     import tensorflow as tf
 
-    from helpers.augment import augment_tf
-    from helpers.tfdata import parse_jpeg_example
+    from helpers.pipelines.augment import augment_tf
+    from helpers.pipelines.tfdata import parse_jpeg_example
 
     ds = tf.data.Dataset.from_tensor_slices([os.fspath(f) for f in files]).interleave(tf.data.TFRecordDataset)
 
@@ -482,7 +482,7 @@ def epoch_with_a_failure(address: str, files: Sequence[str | os.PathLike], n: in
     import collections
     import queue
 
-    from helpers.quiet import import_tensorflow_quietly
+    from helpers.lab.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import tensorflow as tf
@@ -529,7 +529,7 @@ def epoch_with_a_failure(address: str, files: Sequence[str | os.PathLike], n: in
 
 def leftover_processes() -> list[str]:
     """Server and trainer processes of this series still running under this process
-    (``python -m helpers.service`` / ``helpers.trainers``): what a lesson must not leave behind."""
+    (``python -m helpers.lab.service`` / ``helpers.lab.trainers``): what a lesson must not leave behind."""
     found = []
     for p in psutil.Process().children(recursive=True):
         try:
@@ -537,6 +537,6 @@ def leftover_processes() -> list[str]:
             alive = p.status() != psutil.STATUS_ZOMBIE
         except (psutil.NoSuchProcess, psutil.AccessDenied):   # ended meanwhile
             continue
-        if alive and ("helpers.service" in cmd or "helpers.trainers" in cmd):
+        if alive and ("helpers.lab.service" in cmd or "helpers.lab.trainers" in cmd):
             found.append(f"pid {p.pid}: {cmd}")
     return found

@@ -266,7 +266,7 @@ def as_ints(predictions: np.ndarray) -> list[int]:
 def batch_labels(pipeline: Any, n_batches: int) -> list[np.ndarray]:
     """The labels of the first ``n_batches`` batches of a pipeline of ``(x, y)`` batches: a
     ``PyDataset`` (read by index), a ``tf.data.Dataset`` or any iterable."""
-    from helpers.throughput import endless_batches
+    from helpers.lab.throughput import endless_batches
 
     out = []
     for _, batch in zip(range(n_batches), endless_batches(pipeline)):

@@ -63,7 +63,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 @dataclass(frozen=True)
 class Row:
     """What a record of a main pipeline is, said by the lesson that measures it: its row in the
-    side-by-side table (:mod:`helpers.summary`)."""
+    side-by-side table (:mod:`helpers.report.summary`)."""
 
     label: str
     """Short name in the table."""
@@ -95,7 +95,7 @@ class Row:
             raise ValueError(f"{where}: task {self.task!r} is not one of {sorted(TASKS)}")
         if self.kind not in KINDS:
             raise ValueError(f"{where}: kind {self.kind!r} is not one of {list(KINDS)} "
-                             "(a new kind is added to helpers.results.KINDS)")
+                             "(a new kind is added to helpers.report.results.KINDS)")
         if not 0 <= self.holds <= 1:
             raise ValueError(f"{where}: holds={self.holds} is a share of the data, 0 to 1")
 
@@ -152,7 +152,7 @@ def validate(notebook: str, records: list[dict[str, Any]]) -> None:
         if batch is not None and peak is not None and peak < batch:
             raise ValueError(f"{name}: peak_anon_mb {peak:.2f} MiB is below one batch of its own pipeline "
                              f"({batch:.2f} MiB): an artifact of memory reused in one process; measure it in a "
-                             "fresh process (helpers.recipes.first_batches)")
+                             "fresh process (helpers.lab.recipes.first_batches)")
         if r.get("row") is not None:
             try:
                 Row.of(r["row"])

@@ -1,5 +1,5 @@
 """A background thread that calls a function every ``interval`` seconds: the sampling loop of
-:class:`~helpers.memory.MemoryMonitor`, :class:`~helpers.gpu.GpuMonitor` and :class:`~helpers.workers.WorkerWatch`."""
+:class:`~helpers.lab.memory.MemoryMonitor`, :class:`~helpers.lab.gpu.GpuMonitor` and :class:`~helpers.lab.workers.WorkerWatch`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""``tf.data`` building blocks of lesson 05: stream the digit memmap and the fish JPEGs without copies.
+"""tf.data routes for a .npy memmap and for JPEGs, and TFRecord shards. Needs NumPy, TensorFlow; copy alone.
+
+The building blocks of lesson 05: stream the digit memmap and the fish JPEGs without copies.
 
 - :func:`trap_dataset`: the trap, ``from_generator(batches_of, args=[memmap, ...])``, which copies the
   array into a tensor before the first batch
@@ -29,8 +31,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
-
-from helpers.config import write_atomic
 
 AUTOTUNE = tf.data.AUTOTUNE
 MANIFEST = "shards.json"
@@ -206,7 +206,9 @@ def _write_shard_set(out_dir: str | os.PathLike, prefix: str, n_shards: int,
                 writer.write(record)
         os.replace(tmp, out / name)
         names.append(name)
-    write_atomic(out / MANIFEST, json.dumps({"files": names, **meta}, indent=1))
+    tmp = out / f"{MANIFEST}.{os.getpid()}.tmp"           # the manifest last, whole, by one rename
+    tmp.write_text(json.dumps({"files": names, **meta}, indent=1))
+    os.replace(tmp, out / MANIFEST)
     return read_manifest(out)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from helpers.config import MIB
-from helpers.sampling import Sampler
+from helpers.lab.sampling import Sampler
 
 
 class GpuSample(NamedTuple):

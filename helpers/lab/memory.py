@@ -33,7 +33,7 @@ from typing import Any
 import psutil
 
 from helpers.config import MIB
-from helpers.sampling import Sampler
+from helpers.lab.sampling import Sampler
 
 
 @dataclass(frozen=True)
@@ -380,7 +380,7 @@ class MemoryMonitor:
         )
 
     def plot(self, ax: Any = None, title: str | None = None) -> Any:
-        """Plot the timeline (see :func:`helpers.plots.memory_timeline`)."""
-        from helpers.plots import memory_timeline
+        """Plot the timeline (see :func:`helpers.report.plots.memory_timeline`)."""
+        from helpers.report.plots import memory_timeline
 
         return memory_timeline(self, ax=ax, title=title)

@@ -14,7 +14,7 @@ in every run.
   the batch) and logs them with the process id
 - :func:`read_draws` reads that log; :func:`draw_summary` counts distinct draws per source
 
-The fix the series uses (``helpers.augment.AugmentedImageDataset``): every random number of a
+The fix the series uses (``helpers.pipelines.augment.AugmentedImageDataset``): every random number of a
 sample comes from ``np.random.default_rng([seed, epoch, row])``: the same whichever worker computes
 it, different for every sample and epoch.
 """

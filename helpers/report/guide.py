@@ -2,7 +2,7 @@
 
 Three questions decide it (:func:`recommend`): arrays or image files? does the data fit in RAM with
 its copies? is the preprocessing CPU-heavy? Each answer names the lesson and the record (by its
-id, see :mod:`helpers.results`) whose figures it quotes, from the rows of :mod:`helpers.summary`.
+id, see :mod:`helpers.report.results`) whose figures it quotes, from the rows of :mod:`helpers.report.summary`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from helpers.results import find, load
-from helpers.summary import TableRow, ratio_text, rows
+from helpers.report.results import find, load
+from helpers.report.summary import TableRow, ratio_text, rows
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def recommend(kind: str, fits_in_ram: bool, cpu_heavy: bool,
     files). ``fits_in_ram``: the data fits in the RAM you have free, with room for its copies
     (lesson 01: about 3x the float32 size for arrays; the decoded uint8 set for images).
     ``cpu_heavy``: per-sample preprocessing (decoding, augmentation) costs more CPU than the model
-    step. ``results``: as :func:`helpers.results.load` returns them (default: the current scale's).
+    step. ``results``: as :func:`helpers.report.results.load` returns them (default: the current scale's).
     """
     if kind not in ("arrays", "images"):
         raise ValueError(f"kind must be 'arrays' or 'images', not {kind!r}")

@@ -8,7 +8,7 @@ process starts each from the same point. :func:`in_fresh_process` runs any funct
 
 - the runner, :func:`in_fresh_process` (and :func:`in_fresh_processes` for several calls, their
   imports side by side); every recipe imports TensorFlow with
-  :func:`helpers.quiet.import_tensorflow_quietly` (or under :func:`helpers.quiet.quiet_stderr`)
+  :func:`helpers.lab.quiet.import_tensorflow_quietly` (or under :func:`helpers.lab.quiet.quiet_stderr`)
 - lesson 01: :func:`in_memory_fit`, :func:`from_tensor_slices_cost`; lesson 02: :func:`memmap_fit`
 - any pipeline alone, its first batch and peak: :func:`first_batches` (lessons 05, 06)
 - lesson 05: :func:`shuffle_buffer_cost`; the input routes (:data:`DIGIT_ROUTES`, :data:`FISH_ROUTES`)
@@ -16,7 +16,7 @@ process starts each from the same point. :func:`in_fresh_process` runs any funct
   and timed inside ``fit`` (:func:`fit_route`, round by round over routes: :func:`fit_routes_interleaved`)
 - lesson 06: :func:`fit_with_start_methods`, :func:`interrupted_fit`, :func:`draws_in_workers`,
   :func:`tensorflow_after_fork`
-- lesson 07 (under a memory limit, with :mod:`helpers.budget`): :data:`OVER_RAM_ROUTES`, :func:`over_ram_baseline`,
+- lesson 07 (under a memory limit, with :mod:`helpers.lab.budget`): :data:`OVER_RAM_ROUTES`, :func:`over_ram_baseline`,
   :func:`over_ram_route`, :func:`over_ram_quality`
 
 Everything here imports TensorFlow only when called, so a new process imports this module fast.
@@ -37,9 +37,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 import numpy as np
 
 from helpers.config import MIB, SCALES, Scale, data_dir
-from helpers.memory import MemoryMonitor
-from helpers.quiet import import_tensorflow_quietly, quiet_stderr
-from helpers.workers import wait_for_workers_to_exit, worker_processes
+from helpers.lab.memory import MemoryMonitor
+from helpers.lab.quiet import import_tensorflow_quietly, quiet_stderr
+from helpers.lab.workers import wait_for_workers_to_exit, worker_processes
 
 T = TypeVar("T")
 
@@ -269,8 +269,8 @@ def memmap_fit(x_path: str | Path, y_path: str | Path, n: int, batch_size: int, 
     """Lesson 02's recipe on the first ``n`` digits: a :class:`MemmapDataset` and ``fit`` (one epoch,
     or ``steps`` steps). Returns ``dataset_mb`` (float32 MiB) and ``peak_anon_mb``."""
     import_tensorflow_quietly()
-    from helpers.memmap_dataset import MemmapDataset
     from helpers.models import digits_cnn
+    from helpers.pipelines.memmap_dataset import MemmapDataset
 
     model = digits_cnn()
     with MemoryMonitor() as mon:
@@ -293,7 +293,7 @@ def shuffle_buffer_cost(x_path: str | Path, y_path: str | Path, buffer_size: int
     import_tensorflow_quietly()
     import tensorflow as tf
 
-    from helpers.tfdata import generator_dataset
+    from helpers.pipelines.tfdata import generator_dataset
 
     if elements == "images":
         source = generator_dataset(x_path, y_path, 1024).unbatch()
@@ -424,9 +424,9 @@ def digit_route(name: str, scale: Scale) -> Route:
     for the TFRecord route, lesson 05's shards, which must exist)."""
     import tensorflow as tf
 
-    from helpers import tfdata
     from helpers.datasets import ensure_digits
-    from helpers.memmap_dataset import MemmapDataset
+    from helpers.pipelines import tfdata
+    from helpers.pipelines.memmap_dataset import MemmapDataset
 
     d, b = ensure_digits(scale, progress=False), scale.batch_size
     if name == DIGIT_ROUTES[0]:  # lesson 01: the whole float32 array in RAM, fit(x, y)
@@ -456,9 +456,9 @@ def fish_route(name: str, scale: Scale, steps: int, cache_file: str | os.PathLik
         raise ValueError(f"{name!r} needs cache_file, the path of tf.data's cache files")
     import tensorflow as tf
 
-    from helpers import tfdata
     from helpers.datasets import ensure_fish
-    from helpers.image_files import ImageFileDataset, label_of, list_images
+    from helpers.pipelines import tfdata
+    from helpers.pipelines.image_files import ImageFileDataset, label_of, list_images
 
     paths = list_images(ensure_fish(scale, progress=False))
     counts = [float(label_of(p)) for p in paths]
@@ -493,7 +493,7 @@ only a new iterator's first batches remain."""
 def fit_route(task: str, route: str, scale_name: str, steps: int, warmup: int, rounds: int = 2) -> dict:
     """Build the model, then (inside a :class:`MemoryMonitor`) the route of ``task`` (``"digits"`` or
     ``"fish"``) at the scale ``scale_name``, and time ``fit`` on it ``rounds`` times with the series'
-    protocol (:func:`helpers.throughput.time_fit`, ``warmup`` + ``steps`` steps; from round 2 on, at
+    protocol (:func:`helpers.lab.throughput.time_fit`, ``warmup`` + ``steps`` steps; from round 2 on, at
     most :data:`LATER_WARMUP` steps of warm-up).
 
     Returns ``samples_per_s`` (the median of the rounds), ``rounds_samples_per_s`` (each round, for
@@ -507,8 +507,8 @@ def fit_route(task: str, route: str, scale_name: str, steps: int, warmup: int, r
     if route not in known:
         raise ValueError(f"unknown {task} route {route!r}; one of {known}")
     import_tensorflow_quietly()
+    from helpers.lab.throughput import time_fit
     from helpers.models import digits_cnn, fish_counter
-    from helpers.throughput import time_fit
 
     scale = SCALES[scale_name]
     model = digits_cnn() if task == "digits" else fish_counter(scale.fish_image_size)
@@ -565,7 +565,7 @@ def fit_routes_interleaved(task: str, routes: Sequence[str], scale_name: str, st
 def fit_with_start_methods(methods: Sequence[str], paths: Sequence[str], targets: Sequence[float], out_size: int,
                            batch_size: int, workers: int = 2) -> list[dict]:
     """For each start method in turn: set it, then ``fit`` one epoch of
-    :class:`~helpers.augment.AugmentedImageDataset` with ``workers`` worker processes. Returns one
+    :class:`~helpers.pipelines.augment.AugmentedImageDataset` with ``workers`` worker processes. Returns one
     dict per method: ``method``, ``seconds`` (the whole ``fit``), ``time_to_first_batch_s`` (from
     the start of ``fit`` to the end of its first step) and ``workers_left`` (worker processes still
     running after ``fit``).
@@ -582,9 +582,9 @@ def fit_with_start_methods(methods: Sequence[str], paths: Sequence[str], targets
     with quiet_stderr():  # this process's logs and those of the workers it starts
         import tensorflow as tf
 
-        from helpers.augment import AugmentedImageDataset
+        from helpers.lab.throughput import ThroughputCallback
         from helpers.models import fish_counter
-        from helpers.throughput import ThroughputCallback
+        from helpers.pipelines.augment import AugmentedImageDataset
 
         model = fish_counter(out_size)
         data = AugmentedImageDataset(paths, targets, batch_size, out_size, workers=workers, use_multiprocessing=True)
@@ -616,8 +616,8 @@ def interrupted_fit(paths: Sequence[str], targets: Sequence[float], out_size: in
     with quiet_stderr():  # this process's logs and those of the workers it starts
         import keras
 
-        from helpers.augment import AugmentedImageDataset
         from helpers.models import fish_counter
+        from helpers.pipelines.augment import AugmentedImageDataset
 
         class Stop(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
@@ -645,13 +645,13 @@ def interrupted_fit(paths: Sequence[str], targets: Sequence[float], out_size: in
 
 def draws_in_workers(method: str, log_path: str, preload: Sequence[str] = (), n_batches: int = 8,
                      epochs: int = 2, workers: int = 2, delay_s: float = 0.05, seed: int = 0) -> dict:
-    """``fit`` an identity model for ``epochs`` epochs on :class:`~helpers.seeding.DrawsDataset`
+    """``fit`` an identity model for ``epochs`` epochs on :class:`~helpers.lab.seeding.DrawsDataset`
     with ``workers`` worker processes started by ``method`` (``forkserver``: with the fork server
     importing ``preload`` first, :func:`multiprocessing.set_forkserver_preload`). Returns ``rows``
-    (the draws the workers logged in ``log_path``, :func:`~helpers.seeding.read_draws`),
+    (the draws the workers logged in ``log_path``, :func:`~helpers.lab.seeding.read_draws`),
     ``parent_batches`` (batches this process read itself: Keras reads the first ones to learn their
     shapes), ``first_step_s`` (one per epoch: the wait for that epoch's workers,
-    :class:`~helpers.throughput.FirstStepPerEpoch`) and ``workers_left`` after ``fit``.
+    :class:`~helpers.lab.throughput.FirstStepPerEpoch`) and ``workers_left`` after ``fit``.
 
     This process seeds NumPy's global generator first (``np.random.seed(seed)``, as
     ``keras.utils.set_random_seed`` does): a training script has used it before its workers start.
@@ -664,9 +664,9 @@ def draws_in_workers(method: str, log_path: str, preload: Sequence[str] = (), n_
     if preload:
         multiprocessing.set_forkserver_preload(list(preload))
     with quiet_stderr():  # this process's logs and those of the workers it starts
-        from helpers.order import identity_model
-        from helpers.seeding import DrawsDataset, read_draws
-        from helpers.throughput import FirstStepPerEpoch
+        from helpers.lab.order import identity_model
+        from helpers.lab.seeding import DrawsDataset, read_draws
+        from helpers.lab.throughput import FirstStepPerEpoch
 
         np.random.seed(seed)
         model = identity_model()
@@ -759,12 +759,12 @@ def _over_ram_dataset(route: str, x_path: str, y_path: str, batch_size: int, see
     """The dataset of a lesson-07 route: a ``MemmapDataset`` (:data:`OVER_RAM_ROUTES`) or, for
     :data:`TFRECORD_ROUTE`, lesson 05's TFRecord reader over the shards in ``shards_dir``."""
     if route == TFRECORD_ROUTE:
-        from helpers import tfdata
+        from helpers.pipelines import tfdata
 
         if shards_dir is None:
             raise ValueError(f"{route!r} needs shards_dir, the folder of the TFRecord shards")
         return tfdata.tfrecord_dataset(tfdata.read_manifest(shards_dir), batch_size, seed=seed)
-    from helpers.memmap_dataset import MemmapDataset
+    from helpers.pipelines.memmap_dataset import MemmapDataset
 
     return MemmapDataset(x_path, y_path, batch_size, seed=seed, indices=None if n_rows is None else range(n_rows),
                          **OVER_RAM_ROUTES[route])
@@ -774,7 +774,7 @@ def tfdata_paths(shards_dir: str | None) -> list[Path]:
     """The shard files of lesson 07's TFRecord route (none without ``shards_dir``)."""
     if shards_dir is None:
         return []
-    from helpers.tfdata import read_manifest
+    from helpers.pipelines.tfdata import read_manifest
 
     return list(read_manifest(shards_dir).paths)
 
@@ -807,7 +807,7 @@ class _PageDropper:
         """One batch served; every ``every`` batches, drop what was read."""
         import mmap
 
-        from helpers import budget
+        from helpers.lab import budget
 
         with self._lock:
             self.count += 1
@@ -871,10 +871,10 @@ def over_ram_route(route: str, x_path: str, y_path: str, batch_size: int, alone_
         raise ValueError(f"{route!r}: fit_windows > 1 needs a shuffled MemmapDataset route (one of {shuffled}), "
                          "whose next epoch reads rows in a new order")
     import_tensorflow_quietly()
-    from helpers.memory import snapshot
+    from helpers.lab.memory import snapshot
+    from helpers.lab.order import label_mixing
+    from helpers.lab.throughput import time_fit, time_pipeline, time_pool
     from helpers.models import digits_cnn
-    from helpers.order import label_mixing
-    from helpers.throughput import time_fit, time_pipeline, time_pool
 
     model = digits_cnn()
     out: dict[str, Any] = {"baseline_anon_mb": snapshot().anon_mb}
@@ -930,8 +930,8 @@ def over_ram_quality(route: str, x_path: str, y_path: str, test_x_path: str, tes
     Returns ``loss`` and ``accuracy`` (one per seed) and ``label_mixing`` of the first 40 batches.
     """
     import_tensorflow_quietly()
+    from helpers.lab.order import label_mixing
     from helpers.models import digits_cnn
-    from helpers.order import label_mixing
 
     tx = np.load(test_x_path).astype("float32") / 255
     ty = np.load(test_y_path)
@@ -958,7 +958,7 @@ def over_ram_baseline(batch_size: int = 128, fits: int = 2) -> float:
     import_tensorflow_quietly()
     import keras
 
-    from helpers.memory import snapshot
+    from helpers.lab.memory import snapshot
     from helpers.models import digits_cnn
 
     class Zeros(keras.utils.PyDataset):

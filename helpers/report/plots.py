@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 
 
 class Timeline(Protocol):
-    """What :func:`memory_timeline` reads (a :class:`helpers.memory.MemoryMonitor`, which imports
+    """What :func:`memory_timeline` reads (a :class:`helpers.lab.memory.MemoryMonitor`, which imports
     this module only when it plots: no import goes the other way)."""
 
     marks: list[tuple[float, str]]
