@@ -25,9 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from helpers.config import MIB, get_scale, project_root  # noqa: E402
+from helpers.config import MIB, get_scale, project_root, write_atomic  # noqa: E402
 from helpers.lab import budget  # noqa: E402
-from helpers.pipelines.atomic import write_atomic  # noqa: E402
 
 
 def fit_speed(x_path: str, y_path: str, readahead: bool, steps: int) -> float:
