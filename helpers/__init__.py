@@ -1,9 +1,9 @@
 """Helpers for the "Keras on data larger than memory" tutorial series, in three parts.
 
-- :mod:`helpers.pipelines`  **what you copy** into your project: ``MemmapDataset``, ``ImageFileDataset``
-  and its caches, the ``tf.data`` routes and TFRecord shards, the augmentation. Each file
-  imports only the standard library, NumPy, Keras, TensorFlow and Pillow (and a sibling file it
-  names), so the folder, or one file, works on its own.
+- :mod:`helpers.pipelines`  **what you copy** into your project: ``MemmapDataset``, the splits,
+  ``ImageFileDataset`` and its caches, the ``tf.data`` routes and TFRecord shards, the augmentation.
+  Each file imports only the standard library, NumPy, Keras, TensorFlow and Pillow (and a sibling
+  file it names), so the folder, or one file, works on its own.
 - :mod:`helpers.lab`        how the series measures and runs things: memory, throughput, the machine,
   fresh processes and their recipes, worker processes, memory limits, the GPU, the tf.data service
   and trainers, the order and seeding demos.

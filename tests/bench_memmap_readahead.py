@@ -15,7 +15,6 @@ Writes ``results/benchmarks/memmap_readahead.json`` and prints the medians with 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from helpers.config import MIB, get_scale, project_root, write_atomic  # noqa: E402
+from helpers.config import MIB, get_scale  # noqa: E402
 from helpers.lab import budget  # noqa: E402
+from helpers.report.results import write_benchmark  # noqa: E402
 
 
 def fit_speed(x_path: str, y_path: str, readahead: bool, steps: int) -> float:
@@ -97,10 +97,7 @@ def main() -> int:
             print(f"limit {args.cache_mb + 60:.0f} MiB, file {out['limited']['file_mb']:,.0f} MiB, read-ahead "
                   f"{'on ' if readahead else 'off'}: {run.value()['rows_per_s']:,.0f} rows/s, "
                   f"{run.value()['read_bytes_per_row']:,.0f} bytes read per 784-byte row")
-    path = project_root() / "results" / "benchmarks" / "memmap_readahead.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(out, indent=1) + "\n")
-    print("written:", path.relative_to(project_root()))
+    write_benchmark("memmap_readahead", out)
     return 0
 
 

@@ -138,3 +138,11 @@ def test_time_pool_times_the_batches_and_threads_overlap():
     assert time_pool(Sleepy(), workers=2, steps=4, warmup=2, processes=True).samples == 16
     with pytest.raises(ValueError, match="the dataset has 8"):
         time_pool(Sleepy(), workers=2, steps=8, warmup=1)
+
+
+def test_write_benchmark_writes_plain_json_under_results_benchmarks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(results, "project_root", lambda: tmp_path)
+    path = results.write_benchmark("demo", {"ratio": np.float64(8.68314), "runs": [np.int64(3)]})
+    assert path == tmp_path / "results" / "benchmarks" / "demo.json"
+    assert json.loads(path.read_text()) == {"ratio": 8.683, "runs": [3]}
+    assert "written: results/benchmarks/demo.json" in capsys.readouterr().out

@@ -39,13 +39,17 @@ def modules() -> dict[str, Path]:
 
 def imports_of(path: Path) -> list[tuple[str, int, ast.stmt]]:
     """``(target, level, node)`` of every import in ``path``, nested ones included: ``target`` is the
-    dotted module for absolute imports, the relative module text for relative ones."""
+    dotted module for absolute imports, the relative module text for relative ones (``from . import
+    a, b`` gives one entry per name)."""
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             out += [(alias.name, 0, node) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            out.append((node.module or "", node.level, node))
+            if node.level and not node.module:
+                out += [(alias.name, node.level, node) for alias in node.names]
+            else:
+                out.append((node.module or "", node.level, node))
     return out
 
 
@@ -122,6 +126,14 @@ def test_no_import_circle():
     graph = {name: helpers_edges(name, path, known) for name, path in known.items()}
     assert graph["helpers.report.claims"], "the walk found no import of helpers.report.claims: it is broken"
     assert cycles(graph) == [], "modules that import each other (a circle)"
+
+
+def test_the_parts_import_nothing_when_imported():
+    """Importing ``helpers.lab.memory`` imports ``helpers`` and ``helpers.lab`` first: their
+    ``__init__`` files import nothing, so no circle can pass through them (the walk does not see
+    those implicit imports)."""
+    for path in [HELPERS / "__init__.py", *(HELPERS / part / "__init__.py" for part in PARTS)]:
+        assert [t for t, _, _ in imports_of(path) if t != "__future__"] == [], f"{path} imports something"
 
 
 def test_the_walk_finds_a_circle():

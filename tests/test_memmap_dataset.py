@@ -311,8 +311,113 @@ def test_block_shuffling_serves_every_row_once_aligned_and_mixes_a_sorted_file(t
     assert pickle.loads(pickle.dumps(ds))[0][0].shape == (100, 28, 28), "pickles without its windows"
     with pytest.raises(ValueError, match="block_rows"):
         MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 100, block_rows=0)
-    with pytest.raises(ValueError, match="contiguous range"):
-        MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 100, indices=[0, 5, 9], block_rows=20)
+
+
+def write_numbered(tmp_path, n: int, row_shape=(28, 28)):
+    """x.npy whose row r holds r in its first two bytes, y.npy sorted by class (10 classes)."""
+    x = np.zeros((n, *row_shape), np.uint8)
+    flat = x.reshape(n, -1)
+    flat[:, 0], flat[:, 1] = np.arange(n) % 256, np.arange(n) // 256
+    y = np.repeat(np.arange(10), -(-n // 10))[:n].astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    return y
+
+
+def rows_served(ds) -> tuple[list[int], int]:
+    """Every row one epoch serves (read from its bytes), checking x/y alignment; the most MiB of
+    window buffers held at any batch."""
+    y = np.load(ds.y_path)
+    rows, held = [], 0.0
+    for i in range(len(ds)):
+        xb, yb = ds[i]
+        flat = np.rint(xb.reshape(len(xb), -1)[:, :2] * 255).astype(int)
+        r = flat[:, 0] + 256 * flat[:, 1]
+        assert np.array_equal(y[r], yb), "x and y stay aligned"
+        rows += r.tolist()
+        held = max(held, ds.held_mb())
+    return rows, held
+
+
+@pytest.mark.parametrize("split", ["rows", "blocks", "range", "unaligned range", "unsorted"])
+def test_block_shuffling_serves_any_set_of_indices_once(tmp_path, split):
+    """A stratified split of rows, of whole blocks, a range not starting at 0 or not on a block's
+    edge, an unsorted array: every served row once per epoch, aligned, and nothing else."""
+    from helpers.pipelines.splits import split_indices
+
+    n = 6000
+    y = write_numbered(tmp_path, n)
+    if split == "range":
+        train = np.arange(1000, 5000)
+    elif split == "unaligned range":
+        train = np.arange(1003, 4987)
+    else:
+        train, _ = split_indices(n, 0.2, labels=y, seed=3, block_rows=20 if split == "blocks" else None)
+    if split == "unsorted":
+        train = np.random.default_rng(0).permutation(train)
+    ds = MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 100, indices=train, window_mb=1, block_rows=20)
+    for _ in range(2):
+        rows, _ = rows_served(ds)
+        assert sorted(rows) == sorted(train.tolist()), "every row of the set once, no other row"
+        ds.on_epoch_end()
+
+
+@pytest.mark.parametrize("row_shape", [(28, 28), (224, 224, 3)], ids=["784 B", "147 KiB"])
+def test_block_shuffling_keeps_its_windows_within_the_budget(tmp_path, row_shape):
+    """The window buffers held (two windows, spare buffers) never exceed ``window_mb``, at 784-byte
+    rows and at photo-sized rows; the block follows the row's size."""
+    n = 6000 if row_shape == (28, 28) else 300
+    write_numbered(tmp_path, n, row_shape)
+    budget = 2.0 if row_shape == (28, 28) else 8.0
+    ds = MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 16, window_mb=budget)
+    assert ds.block_rows == (512 if row_shape == (28, 28) else 2)
+    assert 2 * ds.window_bytes() + ds._reserve_bytes(ds.block_rows) <= budget * 2**20, "windows + working memory"
+    for _ in range(2):
+        rows, held = rows_served(ds)
+        assert sorted(rows) == list(range(n))
+        assert 0 < held <= budget, f"{held:.2f} MiB of window buffers for a {budget} MiB budget"
+        ds.on_epoch_end()
+
+
+def test_block_shuffling_with_worker_threads_keeps_rows_and_labels_together(tmp_path):
+    """Batches asked for by several threads at once, across many small windows: every batch's rows
+    match its labels and the epoch serves every row once (a window is not refilled mid-copy)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = 6000
+    write_numbered(tmp_path, n)
+    ds = MemmapDataset(tmp_path / "x.npy", tmp_path / "y.npy", 50, window_mb=1, block_rows=8)   # 54 blocks a window
+    y = np.load(tmp_path / "y.npy")
+
+    def rows_of(i):
+        xb, yb = ds[i]
+        r = np.rint(xb[:, 0, 0] * 255).astype(int) + 256 * np.rint(xb[:, 0, 1] * 255).astype(int)
+        assert np.array_equal(y[r], yb), "x and y stay aligned"
+        return r.tolist()
+
+    with ThreadPoolExecutor(4) as pool:
+        rows = [r for batch in pool.map(rows_of, range(len(ds))) for r in batch]
+    assert sorted(rows) == list(range(n))
+
+
+def test_a_budget_too_small_is_refused_with_the_figures(tmp_path):
+    write_numbered(tmp_path, 2000)
+    x, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    with pytest.raises(ValueError, match=r"window_mb=0.05 is smaller than one batch: 100 rows of .*x.npy"):
+        MemmapDataset(x, y, 100, window_mb=0.05)
+    with pytest.raises(ValueError, match=r"after 0.3\d MiB of working memory\), but one block of 512 rows of "
+                                         r".*x.npy' takes 0.38 MiB: raise window_mb to at least 1.0\d"):
+        MemmapDataset(x, y, 100, window_mb=0.5)
+    for bad in (0, -1, float("nan"), True, "64"):
+        with pytest.raises(ValueError, match="window_mb must be a positive number"):
+            MemmapDataset(x, y, 100, window_mb=bad)
+    with pytest.raises(IndexError, match="out of range"):
+        MemmapDataset(x, y, 100, indices=[0, 5, 2000], window_mb=1)
+    with pytest.raises(ValueError, match=r"window_mb=256 \(the default\) .* one block of 200000 rows"):
+        MemmapDataset(x, y, 100, block_rows=200_000)
+    np.save(tmp_path / "xf.npy", np.asfortranarray(np.zeros((2000, 28, 28), np.uint8)))
+    with pytest.raises(ValueError, match="Fortran order"):
+        MemmapDataset(tmp_path / "xf.npy", y, 100, window_mb=2)
 
 
 def test_block_shuffling_holds_at_most_two_windows_and_drops_them_at_the_epoch_end(tmp_path, monkeypatch):

@@ -194,7 +194,7 @@ def test_an_over_ram_route_reports_its_speed_reads_and_mixing(tmp_path):
 
     source = make_digits(2_000, tmp_path / "digits", progress=False)
     big = make_sorted_digits(source, 20_000, tmp_path / "sorted", progress=False)
-    r = in_fresh_process(over_ram_route, "blocks of 512 rows, shuffled in windows", str(big.x_path), str(big.y_path),
+    r = in_fresh_process(over_ram_route, "block shuffling, window_mb=64", str(big.x_path), str(big.y_path),
                          64, 5, 5, 2, fit_windows=2)
     assert r["alone_rows_per_s"] > 0 and r["fit_samples_per_s"] > 0 and r["read_bytes_per_row_fit"] >= 0
     assert len(r["fit_windows_samples_per_s"]) == 2 and r["fit_samples_per_s"] == max(r["fit_windows_samples_per_s"])
@@ -204,7 +204,7 @@ def test_an_over_ram_route_reports_its_speed_reads_and_mixing(tmp_path):
     with pytest.raises(ValueError, match="needs a shuffled MemmapDataset route"):
         over_ram_route(TFRECORD_ROUTE, str(big.x_path), str(big.y_path), 64, 5, 5, 2, fit_windows=2)
     with pytest.raises(ValueError, match="fit_windows must be at least 1"):
-        over_ram_route("blocks of 512 rows, shuffled in windows", str(big.x_path), str(big.y_path), 64, 5, 5, 2,
+        over_ram_route("block shuffling, window_mb=64", str(big.x_path), str(big.y_path), 64, 5, 5, 2,
                        fit_windows=0)
 
 

@@ -745,7 +745,7 @@ OVER_RAM_ROUTES = {
     "memmap, read-ahead (lesson 02 as it was)": dict(readahead=True),
     "memmap, MADV_RANDOM": dict(),
     "memmap, MADV_RANDOM, 4 worker threads": dict(workers=4),
-    "blocks of 512 rows, shuffled in windows": dict(block_rows=512),
+    "block shuffling, window_mb=64": dict(window_mb=64),
     "in order (shuffle=False), read-ahead": dict(shuffle=False),
     "in order (shuffle=False), no read-ahead": dict(shuffle=False, readahead=False),
 }

@@ -6,7 +6,9 @@ sibling file, if any, comes with it (only ``augment.py`` has one: its dataset ex
 ``ImageFileDataset``). Nothing here imports the rest of the series.
 
 - ``memmap_dataset.py``  :class:`MemmapDataset`, batches of a ``.npy`` pair read through ``np.memmap``;
-  block shuffling for files larger than the page cache (lessons 02, 07)
+  block shuffling within a memory budget for files larger than the page cache (lessons 02, 07)
+- ``splits.py``          :func:`split_indices`, train/validation indices: shuffled, stratified, seeded,
+  of rows or of whole blocks (lesson 07)
 - ``image_files.py``     :class:`ImageFileDataset`, batches of image files decoded with Pillow, and
   the file index (lesson 04)
 - ``caches.py``          LRU, fill-once and byte-budget caches for ``ImageFileDataset`` (lesson 04)

@@ -71,7 +71,7 @@ GUIDE: dict[tuple[str, bool, bool], Case] = {
         "save them as .npy once and read them through a memmap PyDataset, one batch at a time (MemmapDataset, "
         "lesson 02). When the file is larger than the page cache too (your RAM, or a container's limit), "
         "random rows come from the disk: read blocks of rows whole and shuffle them in memory "
-        "(MemmapDataset(block_rows=512), fit(shuffle=False); lesson 07), never with the kernel's read-ahead "
+        "(MemmapDataset(window_mb=64), fit(shuffle=False); lesson 07), never with the kernel's read-ahead "
         "on random rows.",
         (("02_memmap_pydataset", "memmap"), ("05_tf_data", "digits-tfrecord"))),
     ("arrays", True, True): Case(

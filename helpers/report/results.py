@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from helpers.config import Scale, get_scale, results_dir, write_atomic
+from helpers.config import Scale, get_scale, project_root, results_dir, write_atomic
 
 SCHEMA = 2
 """Version of the file format; :func:`load` refuses files of another version."""
@@ -190,6 +190,16 @@ def record(notebook: str, records: list[dict[str, Any]], scale: Scale | None = N
     records = [{k: v for k, v in r.items() if not (k == "row" and v is None)} for r in records]  # row=None: a detail
     payload = {"schema": SCHEMA, "notebook": stem, "scale": scale.name, "records": clean(records)}
     return write_atomic(out, json.dumps(payload, indent=1) + "\n")
+
+
+def write_benchmark(name: str, figures: dict[str, Any]) -> Path:
+    """``results/benchmarks/<name>.json``: a benchmark's figures (``tests/bench_*.py``), written
+    atomically; prints and returns the path."""
+    path = project_root() / "results" / "benchmarks" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(clean(figures), indent=1) + "\n")
+    print("written:", path.relative_to(project_root()))
+    return path
 
 
 def load(scale: Scale | None = None) -> list[dict[str, Any]]:
